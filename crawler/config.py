@@ -1,0 +1,340 @@
+"""feeds.yaml → a frozen :class:`~crawler.types.Config`, or a ConfigError naming file:line:field.
+
+The YAML is composed into nodes (not loaded into dicts) so every problem can point at the
+line it is on. Every problem found is reported at once, so one edit fixes them all.
+Environment: ``CRAWLER_DATABASE`` overrides ``settings.database``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from crawler.errors import ConfigError
+from crawler.types import FEED_FORMATS, Config, Output, Settings, Source
+
+DEFAULT_PATH = "feeds.yaml"
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+@dataclass(frozen=True)
+class _Field:
+    type: type | tuple[type, ...]
+    required: bool = False
+
+
+SETTINGS_FIELDS = {
+    "database": _Field(str),
+    "host": _Field(str),
+    "port": _Field(int),
+    "interval": _Field(int),
+    "concurrency": _Field(int),
+    "timeout": _Field((int, float)),
+    "user_agent": _Field(str),
+    "max_bytes": _Field(int),
+    "parse_workers": _Field(int),
+}
+SOURCE_FIELDS = {
+    "name": _Field(str, required=True),
+    "url": _Field(str, required=True),
+    "format": _Field(str),
+    "interval": _Field(int),
+    "tags": _Field(list),
+    "enabled": _Field(bool),
+}
+OUTPUT_FIELDS = {
+    "name": _Field(str, required=True),
+    "title": _Field(str, required=True),
+    "description": _Field(str),
+    "feeds": _Field(list),
+    "tags": _Field(list),
+    "limit": _Field(int),
+}
+TOP_FIELDS = {"settings", "feeds", "outputs"}
+
+
+def default_path() -> str:
+    return os.environ.get("CRAWLER_CONFIG") or DEFAULT_PATH
+
+
+class _Checker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def problem(self, node: yaml.Node | None, where: str, message: str) -> None:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        self.problems.append(f"{self.path}{line}: {where}: {message}")
+
+    def mapping(
+        self, node: yaml.Node, where: str, spec: dict[str, _Field], loader: yaml.SafeLoader
+    ) -> dict[str, tuple[Any, yaml.Node]]:
+        """Check a mapping against its field spec; return the valid fields with their nodes."""
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, where, f"expected a mapping, got {_kind(node)}")
+            return {}
+        found: dict[str, tuple[Any, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            at = f"{where}.{key}" if where else key
+            if key not in spec:
+                self.problem(key_node, at, f"unknown key (known: {', '.join(sorted(spec))})")
+                continue
+            if key in found:
+                self.problem(key_node, at, "given twice")
+                continue
+            value = loader.construct_object(value_node, deep=True)
+            expected = spec[key].type
+            # bool is an int in Python, and `port: yes` must not pass as 1.
+            wrong_bool = isinstance(value, bool) and expected is not bool
+            if wrong_bool or not isinstance(value, expected):
+                self.problem(
+                    value_node, at, f"expected {_type_name(expected)}, got {_kind(value_node)}"
+                )
+                continue
+            found[key] = (value, value_node)
+        for key, field_spec in spec.items():
+            if field_spec.required and key not in found and not _has_key(node, key):
+                self.problem(node, where, f"missing required key '{key}'")
+        return found
+
+    def string_list(self, value: list[Any], node: yaml.Node, where: str) -> tuple[str, ...]:
+        items: list[str] = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                item_node = node.value[index] if isinstance(node, yaml.SequenceNode) else node
+                self.problem(item_node, f"{where}[{index}]", "expected a non-empty string")
+            else:
+                items.append(item.strip())
+        return tuple(items)
+
+    def positive(self, found: dict[str, tuple[Any, yaml.Node]], key: str, where: str) -> None:
+        if key in found and found[key][0] <= 0:
+            self.problem(found[key][1], f"{where}.{key}", "must be greater than 0")
+
+
+def _has_key(node: yaml.MappingNode, key: str) -> bool:
+    return any(k.value == key for k, _ in node.value)
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    tag = node.tag.rsplit(":", 1)[-1]
+    return {"str": "a string", "int": "a number", "float": "a number", "bool": "true/false"}.get(
+        tag, tag
+    ) + (f" ({node.value!r})" if node.value not in ("", None) else "")
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list"}
+    if isinstance(expected, tuple):
+        return "a number"
+    return names.get(expected, expected.__name__)
+
+
+def _valid_url(url: str) -> str | None:
+    """None if the URL is one we can fetch, else why not."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"URL must start with http:// or https://, got {url!r}"
+    if not parts.hostname:
+        return f"URL has no host: {url!r}"
+    if any(c.isspace() for c in url):
+        return f"URL contains whitespace: {url!r}"
+    return None
+
+
+def _resolve_database(url: str, config_dir: Path) -> str:
+    """A relative SQLite path is taken relative to the config file, not the working directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////"):
+        rest = url[len(prefix):]
+        if rest and rest != ":memory:" and not rest.startswith("/"):
+            return prefix + str((config_dir / rest).resolve())
+    return url
+
+
+def parse(text: str, path: str = DEFAULT_PATH, env: dict[str, str] | None = None) -> Config:
+    """Validate the text of a feeds.yaml; raise ConfigError listing every problem."""
+    env = dict(os.environ) if env is None else env
+    check = _Checker(path)
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(path, [f"{path}{line}: not valid YAML: {exc}"]) from exc
+    finally:
+        loader.dispose()
+    if root is None:
+        raise ConfigError(path, [f"{path}: the file is empty; it needs a 'feeds' list"])
+
+    spec = {key: _Field(dict if key == "settings" else list) for key in TOP_FIELDS}
+    top = check.mapping(root, "", spec, loader)
+    settings = _settings(check, top, loader)
+    sources = _sources(check, top, loader)
+    outputs = _outputs(check, top, loader, {s.name for s in sources}, sources)
+    if "feeds" not in top and not check.problems:
+        check.problem(root, "feeds", "missing: the file needs a 'feeds' list")
+    if check.problems:
+        raise ConfigError(path, check.problems)
+
+    database = env.get("CRAWLER_DATABASE") or settings.database
+    database = _resolve_database(database, Path(path).resolve().parent)
+    settings = Settings(**{**_asdict(settings), "database": database})
+    if not outputs:
+        outputs = (Output(name="all", title="All sources"),)
+    return Config(path=path, settings=settings, sources=sources, outputs=outputs)
+
+
+def load(path: str | None = None) -> Config:
+    path = path or default_path()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(path, [f"{path}: no such file (use --config or CRAWLER_CONFIG)"]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"{path}: cannot read: {exc}"]) from exc
+    return parse(text, path)
+
+
+def _asdict(settings: Settings) -> dict[str, Any]:
+    return {f.name: getattr(settings, f.name) for f in fields(settings)}
+
+
+def _settings(
+    check: _Checker, top: dict[str, tuple[Any, yaml.Node]], loader: yaml.SafeLoader
+) -> Settings:
+    if "settings" not in top:
+        return Settings()
+    node = top["settings"][1]
+    found = check.mapping(node, "settings", SETTINGS_FIELDS, loader)
+    for key in ("port", "interval", "concurrency", "timeout", "max_bytes"):
+        check.positive(found, key, "settings")
+    if "port" in found and found["port"][0] > 65535:
+        check.problem(found["port"][1], "settings.port", "must be at most 65535")
+    if "parse_workers" in found and found["parse_workers"][0] < 0:
+        check.problem(found["parse_workers"][1], "settings.parse_workers", "must be 0 or more")
+    values = {key: value for key, (value, _) in found.items()}
+    if "timeout" in values:
+        values["timeout"] = float(values["timeout"])
+    return Settings(**values)
+
+
+def _check_name(check: _Checker, found: dict[str, tuple[Any, yaml.Node]], where: str) -> None:
+    if "name" in found:
+        name, node = found["name"]
+        if not name or not set(name) <= NAME_CHARS:
+            check.problem(
+                node, f"{where}.name",
+                f"{name!r}: use lowercase letters, digits, '-', '_' and '.' only",
+            )
+
+
+def _sources(
+    check: _Checker, top: dict[str, tuple[Any, yaml.Node]], loader: yaml.SafeLoader
+) -> tuple[Source, ...]:
+    if "feeds" not in top:
+        return ()
+    seq = top["feeds"][1]
+    sources: list[Source] = []
+    seen: dict[str, int] = {}
+    for index, node in enumerate(seq.value):
+        where = f"feeds[{index}]"
+        found = check.mapping(node, where, SOURCE_FIELDS, loader)
+        _check_name(check, found, where)
+        check.positive(found, "interval", where)
+        if "url" in found:
+            why = _valid_url(found["url"][0])
+            if why:
+                check.problem(found["url"][1], f"{where}.url", why)
+        if "format" in found and found["format"][0] not in FEED_FORMATS:
+            check.problem(
+                found["format"][1], f"{where}.format",
+                f"unknown format {found['format'][0]!r} (known: {', '.join(FEED_FORMATS)})",
+            )
+        tags = check.string_list(found["tags"][0], found["tags"][1], f"{where}.tags") \
+            if "tags" in found else ()
+        if "name" in found:
+            name = found["name"][0]
+            if name in seen:
+                check.problem(
+                    found["name"][1], f"{where}.name",
+                    f"duplicate name {name!r} (first used on line {seen[name]})",
+                )
+            else:
+                seen[name] = found["name"][1].start_mark.line + 1
+        if {"name", "url"} <= found.keys():
+            sources.append(Source(
+                name=found["name"][0],
+                url=found["url"][0].strip(),
+                format=found.get("format", ("feed", None))[0],
+                interval=found.get("interval", (None, None))[0],
+                tags=tags,
+                enabled=found.get("enabled", (True, None))[0],
+            ))
+    return tuple(sources)
+
+
+def _outputs(
+    check: _Checker,
+    top: dict[str, tuple[Any, yaml.Node]],
+    loader: yaml.SafeLoader,
+    source_names: set[str],
+    sources: tuple[Source, ...],
+) -> tuple[Output, ...]:
+    if "outputs" not in top:
+        return ()
+    known_tags = {tag for s in sources for tag in s.tags}
+    outputs: list[Output] = []
+    seen: set[str] = set()
+    for index, node in enumerate(top["outputs"][1].value):
+        where = f"outputs[{index}]"
+        found = check.mapping(node, where, OUTPUT_FIELDS, loader)
+        _check_name(check, found, where)
+        check.positive(found, "limit", where)
+        feeds: tuple[str, ...] = ()
+        if "feeds" in found:
+            feeds = check.string_list(found["feeds"][0], found["feeds"][1], f"{where}.feeds")
+            for i, name in enumerate(feeds):
+                if name not in source_names:
+                    check.problem(found["feeds"][1], f"{where}.feeds[{i}]",
+                                  f"no feed is named {name!r}")
+        tags: tuple[str, ...] = ()
+        if "tags" in found:
+            tags = check.string_list(found["tags"][0], found["tags"][1], f"{where}.tags")
+            for i, tag in enumerate(tags):
+                if tag not in known_tags:
+                    check.problem(found["tags"][1], f"{where}.tags[{i}]",
+                                  f"no feed has the tag {tag!r}")
+        if "limit" in found and found["limit"][0] > 1000:
+            check.problem(found["limit"][1], f"{where}.limit", "must be at most 1000")
+        if "name" in found:
+            if found["name"][0] in seen:
+                check.problem(found["name"][1], f"{where}.name",
+                              f"duplicate output name {found['name'][0]!r}")
+            seen.add(found["name"][0])
+        if {"name", "title"} <= found.keys():
+            outputs.append(Output(
+                name=found["name"][0],
+                title=found["title"][0],
+                description=found.get("description", ("", None))[0],
+                feeds=feeds,
+                tags=tags,
+                limit=found.get("limit", (100, None))[0],
+            ))
+    return tuple(outputs)

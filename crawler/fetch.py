@@ -1,0 +1,133 @@
+"""The only network code: one conditional GET under a byte cap and a total deadline.
+
+In: a URL and the stored :class:`CachingInfo`. Out: :class:`Fetched` (the raw bytes; decoding
+is the parser's job, since servers lie about charsets) or :class:`NotModified`.
+Raises :class:`FetchError` and its subclasses, never an httpx exception.
+
+Why a total deadline: httpx's timeouts are per read, so a server that drips one byte a
+second never times out (measured: 135 s for a 5 s timeout; see RELIABILITY.md §2.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from crawler.errors import FetchError, FetchTimeout, HTTPStatusError, TooLarge
+from crawler.types import CachingInfo, Fetched, NotModified
+
+MAX_REDIRECTS = 5
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+)
+
+
+def make_client(*, user_agent: str, concurrency: int, timeout: float) -> httpx.AsyncClient:
+    """One client for a whole crawl, so connections to the same host are reused.
+
+    The pool is kept at the fetch concurrency: httpcore scans every pooled connection per
+    request, so a bigger pool is slower (PERF.md, finding 4).
+    """
+    return httpx.AsyncClient(
+        headers={"User-Agent": user_agent, "Accept": ACCEPT},
+        timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        follow_redirects=False,
+    )
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    caching: CachingInfo,
+    *,
+    max_bytes: int,
+    deadline: float,
+) -> Fetched | NotModified:
+    try:
+        async with asyncio.timeout(deadline):
+            return await _fetch(client, url, caching, max_bytes)
+    except TimeoutError as exc:
+        raise FetchTimeout(f"no complete answer within {deadline:g} s") from exc
+    except httpx.TimeoutException as exc:
+        raise FetchTimeout(f"{type(exc).__name__} after the per-read timeout") from exc
+    except httpx.DecodingError as exc:
+        raise FetchError(f"bad content encoding: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
+
+
+async def _fetch(
+    client: httpx.AsyncClient, url: str, caching: CachingInfo, max_bytes: int
+) -> Fetched | NotModified:
+    headers: dict[str, str] = {}
+    if caching.etag:
+        headers["If-None-Match"] = caching.etag
+    if caching.last_modified:
+        headers["If-Modified-Since"] = caching.last_modified
+    current = url
+    permanent: str | None = None
+    # Redirects are followed by hand so the hop count is ours and a 301/308 can be reported.
+    for _hop in range(MAX_REDIRECTS + 1):
+        request = client.build_request("GET", current, headers=headers)
+        response = await client.send(request, stream=True)
+        try:
+            if response.is_redirect:
+                location = response.headers.get("Location")
+                if not location:
+                    raise HTTPStatusError(
+                        f"HTTP {response.status_code} without a Location header",
+                        status=response.status_code,
+                    )
+                target = str(response.url.join(location))
+                if not target.startswith(("http://", "https://")):
+                    raise FetchError(f"redirect to a non-HTTP URL refused: {target!r}")
+                if response.status_code in (301, 308) and permanent is None:
+                    permanent = target
+                current = target
+                continue
+            if response.status_code == 304:
+                return NotModified(url=url, caching=_caching(response, caching))
+            if response.status_code >= 400:
+                raise HTTPStatusError(
+                    f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                    status=response.status_code,
+                )
+            body = await _read_capped(response, max_bytes)
+            return Fetched(
+                url=url,
+                final_url=str(response.url),
+                status=response.status_code,
+                body=body,
+                content_type=response.headers.get("Content-Type"),
+                caching=_caching(response, CachingInfo()),
+                permanent_redirect=permanent,
+            )
+        finally:
+            await response.aclose()
+    raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})")
+
+
+def _caching(response: httpx.Response, previous: CachingInfo) -> CachingInfo:
+    # A 304 may carry fresher validators; keep the old ones where it carries none (RFC 9111 §4.3.4).
+    return CachingInfo(
+        etag=response.headers.get("ETag") or previous.etag,
+        last_modified=response.headers.get("Last-Modified") or previous.last_modified,
+    )
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("Content-Length")
+    # Compressed or not, a body announced as larger than the cap only grows when decoded.
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise TooLarge(f"Content-Length {declared} is over the {max_bytes}-byte cap")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(f"body is over the {max_bytes}-byte cap")
+        chunks.append(chunk)
+    return b"".join(chunks)

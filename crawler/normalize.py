@@ -1,0 +1,94 @@
+"""ParsedItem → Article: sanitized HTML, plain-text title and summary, canonical URL, keys.
+
+The keys decide identity. Within one source an item is its guid, else its canonical link,
+else a hash of its content. Across sources an article is the same when the canonical URL
+(tracking parameters and fragment removed) or the hash of the normalized text matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from crawler.sanitize import safe_url, sanitize_html
+from crawler.types import Article, ParsedItem
+
+TITLE_MAX = 1000
+SUMMARY_MAX = 500
+TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "spm",
+    "ref", "ref_src", "share_token", "cmpid", "ocid", "wt.mc_id", "_ga",
+    "__twitter_impression", "s_cid", "xtor", "at_medium", "at_campaign",
+})
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+# Characters XML 1.0 cannot carry (and PostgreSQL text cannot hold U+0000).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def xml_safe(text: str) -> str:
+    return _XML_ILLEGAL.sub("", text)
+
+
+def plain_text(markup: str) -> str:
+    """Markup → one line of text; enough for titles, summaries and hashing."""
+    text = html.unescape(_TAG.sub(" ", markup))
+    return _SPACE.sub(" ", xml_safe(text)).strip()
+
+
+def canonical_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
+    netloc = parts.hostname.lower()
+    if parts.port and parts.port not in (80, 443):
+        netloc = f"{netloc}:{parts.port}"
+    path = parts.path or "/"
+    return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
+
+
+def content_hash(title: str, text: str) -> str:
+    """Same hash for the same story text whatever the markup, spacing or punctuation."""
+    folded = _NOT_WORD.sub("", unicodedata.normalize("NFKC", f"{title}{text}").lower())
+    return hashlib.sha256(folded.encode("utf-8")).hexdigest()
+
+
+def normalize(item: ParsedItem, base_url: str) -> Article:
+    title = _BIDI.sub("", plain_text(item.title))[:TITLE_MAX]
+    link = safe_url(item.link, base_url) if item.link else None
+    if link and not link.startswith(("http://", "https://")):
+        link = None
+    body = xml_safe(item.content_html or item.summary_html)
+    content = sanitize_html(body, link or base_url)
+    text = plain_text(content)
+    summary_source = item.summary_html if item.summary_html and item.content_html else content
+    summary = plain_text(summary_source)[:SUMMARY_MAX]
+    canonical = canonical_url(link)
+    digest = content_hash(title, text)
+    guid = _SPACE.sub(" ", item.guid).strip() if item.guid else ""
+    item_key = f"guid:{guid}" if guid else (f"url:{canonical}" if canonical else f"hash:{digest}")
+    return Article(
+        item_key=item_key[:2000],
+        canonical_url=canonical,
+        content_hash=digest,
+        title=title or (summary[:80] if summary else "(untitled)"),
+        link=link,
+        content_html=content,
+        summary=summary,
+        author=plain_text(item.author)[:200] if item.author else None,
+        published=item.published,
+        updated=item.updated,
+        tags=tuple(dict.fromkeys(plain_text(t)[:100] for t in item.tags if plain_text(t)))[:20],
+    )

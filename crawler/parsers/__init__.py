@@ -1,0 +1,23 @@
+"""Parsers: the body of one fetch → :class:`~crawler.types.ParsedFeed`, chosen by ``format:``.
+
+Each parser is a function ``(body, content_type, url, now) -> ParsedFeed`` that raises
+ParseError (or NotAFeed) for input it cannot read. Registered explicitly, by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from crawler.parsers.feed import parse_feed
+from crawler.types import ParsedFeed
+
+Parser = Callable[[bytes, str | None, str, datetime], ParsedFeed]
+
+PARSERS: dict[str, Parser] = {
+    "feed": parse_feed,
+}
+
+
+def parser_for(format_name: str) -> Parser:
+    return PARSERS[format_name]

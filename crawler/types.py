@@ -1,0 +1,218 @@
+"""The values that flow between the stages; stdlib only.
+
+config → :class:`Config` (with :class:`Source`, :class:`Output`, :class:`Settings`)
+fetch  → :class:`Fetched` | :class:`NotModified` (carrying :class:`CachingInfo`)
+parse  → :class:`ParsedItem` ...
+normalize → :class:`Article` (what storage keeps and the emitters write)
+storage → :class:`StoredArticle` (an Article as read back, with its sources)
+
+Every datetime here is timezone-aware UTC; ``__post_init__`` checks it, because a naive
+datetime that slips through is an 8-hour error for a Taipei or Beijing feed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+FEED_FORMATS = ("feed",)
+
+
+def _require_utc(name: str, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware UTC, got naive {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: str = "sqlite:///data/crawler.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    interval: int = 1800  #: seconds between two checks of one source
+    concurrency: int = 10  #: simultaneous fetches
+    timeout: float = 30.0  #: total seconds one fetch may take, body included
+    user_agent: str = "crawler/0.1 (+https://github.com/chinese-news-crawler/crawler)"
+    max_bytes: int = 15 * 1024 * 1024  #: decompressed body cap per fetch
+    parse_workers: int = 0  #: processes that parse; 0 means one per CPU
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    url: str
+    format: str = "feed"
+    interval: int | None = None  #: overrides Settings.interval
+    tags: tuple[str, ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    title: str
+    description: str = ""
+    feeds: tuple[str, ...] = ()  #: source names; empty means every source
+    tags: tuple[str, ...] = ()  #: a source with any of these tags is included
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    settings: Settings
+    sources: tuple[Source, ...]
+    outputs: tuple[Output, ...]
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+    def output(self, name: str) -> Output | None:
+        return next((o for o in self.outputs if o.name == name), None)
+
+
+@dataclass(frozen=True)
+class CachingInfo:
+    """The validators a server gave us, handed back on the next request (RFC 9110 §13)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str  #: the URL asked for
+    final_url: str  #: after redirects; the base for relative links
+    status: int
+    body: bytes
+    content_type: str | None
+    caching: CachingInfo
+    permanent_redirect: str | None = None  #: target of a 301/308 on the way, if any
+
+
+@dataclass(frozen=True)
+class NotModified:
+    url: str
+    caching: CachingInfo
+
+
+@dataclass(frozen=True)
+class ParsedItem:
+    """One entry as the feed told it, HTML not yet sanitized."""
+
+    guid: str | None
+    link: str | None
+    title: str
+    content_html: str
+    summary_html: str
+    author: str | None
+    published: datetime | None
+    updated: datetime | None
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _require_utc("published", self.published)
+        _require_utc("updated", self.updated)
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str
+    link: str | None
+    items: tuple[ParsedItem, ...]
+    warnings: tuple[str, ...] = ()  #: what was recovered from (bozo, re-decoded charset)
+
+
+@dataclass(frozen=True)
+class Article:
+    """An item after cleaning and normalizing: what storage keeps for one source."""
+
+    item_key: str  #: identity within its source: guid, else canonical link, else content hash
+    canonical_url: str | None  #: link without tracking parameters or fragment
+    content_hash: str  #: sha256 of the normalized plain text of title + content
+    title: str  #: plain text
+    link: str | None
+    content_html: str  #: sanitized
+    summary: str  #: plain text
+    author: str | None
+    published: datetime | None
+    updated: datetime | None
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _require_utc("published", self.published)
+        _require_utc("updated", self.updated)
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    name: str
+    url: str  #: the feed URL
+    link: str | None  #: the article's link in that feed
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    uid: str  #: stable unique id, used as guid / id in every emitted format
+    title: str
+    link: str | None
+    content_html: str
+    summary: str
+    author: str | None
+    published: datetime  #: the feed's date, or first-seen when it gave none we trust
+    updated: datetime
+    tags: tuple[str, ...]
+    sources: tuple[SourceRef, ...]
+
+    def __post_init__(self) -> None:
+        _require_utc("published", self.published)
+        _require_utc("updated", self.updated)
+
+
+@dataclass(frozen=True)
+class FeedView:
+    """What an emitter needs to write one output."""
+
+    name: str
+    title: str
+    description: str
+    self_url: str
+    home_url: str
+    articles: tuple[StoredArticle, ...]
+    updated: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    name: str
+    url: str
+    enabled: bool
+    last_fetch_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    error_count: int
+    next_check_at: datetime | None
+    articles: int
+
+
+@dataclass(frozen=True)
+class CrawlOutcome:
+    """What one crawl of one source came to; one row of `crawler crawl`'s table."""
+
+    source: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    not_modified: bool = False
+    status: int | None = None
+    error: str | None = None
+    warnings: tuple[str, ...] = ()

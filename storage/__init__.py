@@ -1,0 +1,142 @@
+"""The only package that talks to the database.
+
+``open_storage(url)`` → :class:`Storage`, whose methods are the questions the rest of the
+program asks, each in its own short transaction. SQLAlchemy errors leave as StorageError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from crawler.errors import StorageError
+from crawler.types import (
+    Article,
+    CachingInfo,
+    Source,
+    SourceStatus,
+    StoredArticle,
+    StoreResult,
+)
+from storage import articles, sources
+from storage.engine import make_engine
+from storage.schema import create_schema
+
+
+class Storage:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(f"{what}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def sync_sources(self, configured: Sequence[Source], now: datetime) -> None:
+        with self._transaction("syncing sources") as conn:
+            sources.sync_sources(conn, configured, now)
+
+    def caching_info(self, name: str) -> CachingInfo:
+        with self._transaction(f"reading fetch state of {name}") as conn:
+            return sources.caching_info(conn, name)
+
+    def claim(self, *, now: datetime, lease: timedelta, owner: str,
+              names: Sequence[str] | None = None, due_only: bool = True) -> list[str]:
+        with self._transaction("claiming sources") as conn:
+            return sources.claim(conn, now=now, lease=lease, owner=owner, names=names,
+                                 due_only=due_only)
+
+    def release(self, names: Sequence[str], owner: str) -> None:
+        if names:
+            with self._transaction("releasing leases") as conn:
+                sources.release(conn, names, owner)
+
+    def record_success(
+        self, name: str, found: Sequence[Article], *, now: datetime, next_check: datetime,
+        status: int, caching: CachingInfo,
+    ) -> StoreResult:
+        """Articles, validators and state of one fetch, in one transaction: all or nothing."""
+        with self._transaction(f"storing {name}") as conn:
+            source_id = self._source_id(conn, name)
+            result = articles.upsert_articles(conn, source_id, name, found, now)
+            sources.record_outcome(conn, source_id, now=now, next_check=next_check,
+                                   status=status, error=None, caching=caching)
+            return result
+
+    def record_not_modified(self, name: str, *, now: datetime, next_check: datetime,
+                            caching: CachingInfo) -> None:
+        with self._transaction(f"recording 304 for {name}") as conn:
+            sources.record_outcome(conn, self._source_id(conn, name), now=now,
+                                   next_check=next_check, status=304, error=None,
+                                   caching=caching)
+
+    def record_error(self, name: str, error: str, *, now: datetime, status: int | None,
+                     next_check: datetime) -> None:
+        with self._transaction(f"recording error for {name}") as conn:
+            sources.record_outcome(conn, self._source_id(conn, name), now=now,
+                                   next_check=next_check, status=status, error=error,
+                                   caching=None)
+
+    def error_count(self, name: str) -> int:
+        with self._transaction(f"reading error count of {name}") as conn:
+            return sources.error_count(conn, self._source_id(conn, name))
+
+    def statuses(self) -> list[SourceStatus]:
+        with self._transaction("reading status") as conn:
+            return sources.statuses(conn)
+
+    def next_due(self) -> datetime | None:
+        with self._transaction("reading schedule") as conn:
+            return sources.next_due(conn)
+
+    def articles_for_output(self, names: Sequence[str] | None,
+                            limit: int) -> tuple[StoredArticle, ...]:
+        with self._transaction("reading articles") as conn:
+            return articles.articles_for_output(conn, names, limit)
+
+    def output_version(self, names: Sequence[str] | None) -> tuple[int, datetime | None]:
+        with self._transaction("reading output version") as conn:
+            return articles.output_version(conn, names)
+
+    @staticmethod
+    def _source_id(conn: Connection, name: str) -> int:
+        found = sources.source_id(conn, name)
+        if found is None:
+            raise StorageError(f"no source named {name!r} in the database")
+        return found
+
+
+def open_storage(url: str) -> Storage:
+    try:
+        engine = make_engine(url)
+        create_schema(engine)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot open the database {_redact(url)}: {exc}".splitlines()[0]) \
+            from exc
+    return Storage(engine)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL is shown as given, minus nothing secret to hide
+        return url
+
+
+__all__ = ["Storage", "open_storage"]

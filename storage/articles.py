@@ -1,0 +1,194 @@
+"""Articles: upsert one source's batch, and read them back for an output.
+
+Identity: (source, item_key) says whether a source has carried an item before; a new item
+that matches a stored article by canonical URL or content hash is linked to it, so the
+story is stored once with every source that carried it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from crawler.types import Article, SourceRef, StoredArticle, StoreResult
+from storage.tables import ArticleRow, ArticleSourceRow, SourceRow
+
+articles_t = ArticleRow.__table__  # type: ignore[attr-defined]
+links_t = ArticleSourceRow.__table__  # type: ignore[attr-defined]
+sources_t = SourceRow.__table__  # type: ignore[attr-defined]
+CHUNK = 400  # stays under SQLite's bound-parameter limit with room to spare
+
+
+def make_uid(source_name: str, item_key: str) -> str:
+    """Stable across re-crawls and rebuilt databases: the first source and its item key."""
+    return hashlib.sha256(f"{source_name}\n{item_key}".encode()).hexdigest()[:32]
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)] or [[]]
+
+
+def upsert_articles(
+    conn: Connection, source_id: int, source_name: str, articles: Sequence[Article],
+    now: datetime,
+) -> StoreResult:
+    batch: dict[str, Article] = {}
+    for article in articles:
+        batch.setdefault(article.item_key, article)  # the first of a key wins
+    if not batch:
+        return StoreResult()
+    keys = list(batch)
+    known: dict[str, tuple[int, str]] = {}
+    for part in _chunks(keys):
+        rows = conn.execute(
+            select(links_t.c.item_key, links_t.c.article_id, links_t.c.content_hash)
+            .where(links_t.c.source_id == source_id, links_t.c.item_key.in_(part))
+        )
+        known.update({r.item_key: (r.article_id, r.content_hash) for r in rows})
+
+    new_items = [batch[k] for k in keys if k not in known]
+    by_url, by_hash = _match_existing(conn, new_items)
+    new = updated = unchanged = 0
+    links: list[dict[str, Any]] = []
+    fresh: list[tuple[Article, dict[str, Any]]] = []
+    for article in new_items:
+        match = (by_url.get(article.canonical_url) if article.canonical_url else None) or \
+            by_hash.get(article.content_hash)
+        if match is None:
+            row = _article_values(article, now)
+            row["uid"] = make_uid(source_name, article.item_key)
+            fresh.append((article, row))
+            # Later items of this batch with the same URL or text join this one.
+            placeholder = -len(fresh)
+            if article.canonical_url:
+                by_url[article.canonical_url] = placeholder
+            by_hash.setdefault(article.content_hash, placeholder)
+            match = placeholder
+        links.append({"source_id": source_id, "article_id": match, "item_key": article.item_key,
+                      "link": article.link, "content_hash": article.content_hash,
+                      "seen_at": now})
+        new += 1
+
+    if fresh:
+        result = conn.execute(
+            insert(articles_t).returning(articles_t.c.id, sort_by_parameter_order=True),
+            [row for _, row in fresh],
+        )
+        ids = [r.id for r in result]
+        for link in links:
+            if link["article_id"] < 0:
+                link["article_id"] = ids[-link["article_id"] - 1]
+        # Linking an article to a second source makes it newer to the outputs.
+        touched = {link["article_id"] for link in links} - set(ids)
+    else:
+        touched = {link["article_id"] for link in links}
+    if links:
+        conn.execute(insert(links_t), links)
+    if touched:
+        conn.execute(update(articles_t).where(articles_t.c.id.in_(touched))
+                     .values(changed_at=now))
+
+    for key, (article_id, old_hash) in known.items():
+        article = batch[key]
+        if article.content_hash == old_hash:
+            unchanged += 1
+            continue
+        values = _article_values(article, now)
+        del values["first_seen_at"]
+        values.pop("published_at")  # the first date we saw stays the article's date
+        conn.execute(update(articles_t).where(articles_t.c.id == article_id).values(**values))
+        conn.execute(update(links_t).where(links_t.c.source_id == source_id,
+                                           links_t.c.item_key == key)
+                     .values(content_hash=article.content_hash, link=article.link))
+        updated += 1
+    return StoreResult(new=new, updated=updated, unchanged=unchanged)
+
+
+def _match_existing(
+    conn: Connection, articles: Sequence[Article]
+) -> tuple[dict[str, int], dict[str, int]]:
+    urls = sorted({a.canonical_url for a in articles if a.canonical_url})
+    hashes = sorted({a.content_hash for a in articles})
+    by_url: dict[str, int] = {}
+    by_hash: dict[str, int] = {}
+    for part in _chunks(urls):
+        if part:
+            for r in conn.execute(select(articles_t.c.id, articles_t.c.canonical_url)
+                                  .where(articles_t.c.canonical_url.in_(part))):
+                by_url.setdefault(r.canonical_url, r.id)
+    for part in _chunks(hashes):
+        if part:
+            for r in conn.execute(select(articles_t.c.id, articles_t.c.content_hash)
+                                  .where(articles_t.c.content_hash.in_(part))):
+                by_hash.setdefault(r.content_hash, r.id)
+    return by_url, by_hash
+
+
+def _article_values(article: Article, now: datetime) -> dict[str, Any]:
+    published = article.published or now
+    return {
+        "canonical_url": article.canonical_url,
+        "content_hash": article.content_hash,
+        "title": article.title,
+        "link": article.link,
+        "content_html": article.content_html,
+        "summary": article.summary,
+        "author": article.author,
+        "tags": json.dumps(list(article.tags), ensure_ascii=False),
+        "published_at": published,
+        "updated_at": article.updated or published,
+        "first_seen_at": now,
+        "changed_at": now,
+    }
+
+
+def _source_filter(names: Sequence[str] | None) -> Any:
+    subquery = select(links_t.c.article_id).join(sources_t, sources_t.c.id == links_t.c.source_id)
+    if names is not None:
+        subquery = subquery.where(sources_t.c.name.in_(list(names)))
+    return articles_t.c.id.in_(subquery)
+
+
+def articles_for_output(
+    conn: Connection, names: Sequence[str] | None, limit: int
+) -> tuple[StoredArticle, ...]:
+    rows = conn.execute(
+        select(articles_t).where(_source_filter(names))
+        .order_by(articles_t.c.published_at.desc(), articles_t.c.id.desc()).limit(limit)
+    ).all()
+    refs: dict[int, list[SourceRef]] = {r.id: [] for r in rows}
+    if rows:
+        for r in conn.execute(
+            select(links_t.c.article_id, links_t.c.link, sources_t.c.name, sources_t.c.url)
+            .join(sources_t, sources_t.c.id == links_t.c.source_id)
+            .where(links_t.c.article_id.in_(list(refs)))
+            .order_by(links_t.c.id)
+        ):
+            refs[r.article_id].append(SourceRef(name=r.name, url=r.url, link=r.link))
+    return tuple(
+        StoredArticle(
+            uid=r.uid, title=r.title, link=r.link, content_html=r.content_html,
+            summary=r.summary, author=r.author, published=r.published_at,
+            updated=r.updated_at, tags=tuple(json.loads(r.tags)), sources=tuple(refs[r.id]),
+        )
+        for r in rows
+    )
+
+
+def output_version(conn: Connection, names: Sequence[str] | None) -> tuple[int, datetime | None]:
+    """(article count, latest change): cheap to ask, changes whenever the output would."""
+    row = conn.execute(
+        select(func.count(), func.max(articles_t.c.changed_at)).where(_source_filter(names))
+    ).one()
+    return int(row[0]), row[1]
+
+
+def count_for_sources(conn: Connection) -> dict[int, int]:
+    return {r.source_id: r.n for r in conn.execute(
+        select(links_t.c.source_id, func.count().label("n")).group_by(links_t.c.source_id))}
+

@@ -1,0 +1,99 @@
+"""SQLModel table classes only. Mapped to and from crawler.types in storage/convert.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on SQLite too (which keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r} refused; use UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class SourceRow(SQLModel, table=True):
+    __tablename__ = "sources"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    url: str = Field(sa_type=Text)
+    format: str = Field(default="feed", max_length=40)
+    enabled: bool = True
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class FetchStateRow(SQLModel, table=True):
+    """Scheduling state kept in the database, so a restart does not refetch everything."""
+
+    __tablename__ = "fetch_state"
+
+    source_id: int = Field(primary_key=True, foreign_key="sources.id", ondelete="CASCADE")
+    etag: str | None = Field(default=None, sa_type=Text)
+    last_modified: str | None = Field(default=None, max_length=100)
+    last_fetch_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_success_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    error_count: int = 0
+    next_check_at: datetime | None = Field(default=None, sa_column=_utc_column(index=True))
+    lease_until: datetime | None = Field(default=None, sa_column=_utc_column())
+    lease_owner: str | None = Field(default=None, max_length=100)
+
+
+class ArticleRow(SQLModel, table=True):
+    __tablename__ = "articles"
+    __table_args__ = (Index("ix_articles_published", "published_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(unique=True, max_length=64)
+    canonical_url: str | None = Field(default=None, sa_type=Text, index=True)
+    content_hash: str = Field(max_length=64, index=True)
+    title: str = Field(sa_type=Text)
+    link: str | None = Field(default=None, sa_type=Text)
+    content_html: str = Field(sa_type=Text)
+    summary: str = Field(sa_type=Text)
+    author: str | None = Field(default=None, sa_type=Text)
+    tags: str = Field(default="[]", sa_type=Text)  #: JSON list
+    published_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    first_seen_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    changed_at: datetime = Field(sa_column=_utc_column(nullable=False, index=True))
+
+
+class ArticleSourceRow(SQLModel, table=True):
+    """One article as one source carries it: the per-source identity lives here."""
+
+    __tablename__ = "article_sources"
+    __table_args__ = (UniqueConstraint("source_id", "item_key", name="uq_source_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
+    article_id: int = Field(foreign_key="articles.id", index=True, ondelete="CASCADE")
+    item_key: str = Field(sa_type=Text)
+    link: str | None = Field(default=None, sa_type=Text)
+    content_hash: str = Field(max_length=64)
+    seen_at: datetime = Field(sa_column=_utc_column(nullable=False))
