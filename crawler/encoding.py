@@ -67,7 +67,8 @@ def decode(body: bytes, content_type: str | None = None) -> tuple[str, str, tupl
     for bom, name in BOMS:
         if body.startswith(bom):
             return body[len(bom):].decode(name, errors="replace"), name, ()
-    labels = list(dict.fromkeys(x for x in (http_charset(content_type), declared_charset(body)) if x))
+    found = (http_charset(content_type), declared_charset(body))
+    labels = list(dict.fromkeys(label for label in found if label))
     for name in labels or ["utf-8"]:
         try:
             text = body.decode(name)

@@ -55,6 +55,9 @@ async def fetch(
         raise FetchTimeout(f"{type(exc).__name__} after the per-read timeout") from exc
     except httpx.DecodingError as exc:
         raise FetchError(f"bad content encoding: {exc}") from exc
+    except httpx.ConnectError as exc:
+        host = httpx.URL(url).host
+        raise FetchError(f"cannot connect to {host}: {exc or 'connection refused'}") from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
 

@@ -1,0 +1,199 @@
+"""The `crawler` command: run | crawl [NAME ...] | serve | check | status.
+
+Exit codes: 0 done; 1 a crawl finished with some sources in error; 2 bad config or usage;
+3 the database could not be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crawler import config as config_module
+from crawler.errors import ConfigError, CrawlerError, StorageError
+from crawler.types import Config, CrawlOutcome
+
+if TYPE_CHECKING:
+    from storage import Storage
+
+log = logging.getLogger("crawler")
+
+
+def _parser() -> argparse.ArgumentParser:
+    def options(default: object) -> argparse.ArgumentParser:
+        # Subcommands default to SUPPRESS, or `crawler --config X crawl` would lose X.
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument("--config", metavar="PATH", default=default,
+                            help="feeds.yaml to use (default: $CRAWLER_CONFIG or ./feeds.yaml)")
+        common.add_argument("-v", "--verbose", action="store_true", default=default or False,
+                            help="log more")
+        return common
+
+    common = options(argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(
+        prog="crawler", parents=[options(None)],
+        description="Feed aggregator: polls the feeds in feeds.yaml and serves merged feeds.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (("run", "the daemon: scheduled crawls and the HTTP server"),
+                       ("serve", "the HTTP server alone, serving what is stored")):
+        command = commands.add_parser(name, parents=[common], help=text, description=text)
+        command.add_argument("--host", default=None, help="address to bind (settings.host)")
+        command.add_argument("--port", type=int, default=None, help="port (settings.port)")
+    crawl = commands.add_parser("crawl", parents=[common], help="crawl now",
+                                description="Crawl now: every enabled source, or those named.")
+    crawl.add_argument("names", nargs="*", metavar="NAME", help="source names from feeds.yaml")
+    crawl.add_argument("--json", action="store_true",
+                       help="print the totals as one JSON line instead of a table")
+    commands.add_parser("check", parents=[common], help="validate feeds.yaml")
+    commands.add_parser("status", parents=[common], help="per source: last fetch, errors, next")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    err = Console(stderr=True)
+    try:
+        config = config_module.load(args.config)
+    except ConfigError as exc:
+        err.print(f"[bold red]{exc.path} is not valid:[/]", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        return 2
+    if args.command == "check":
+        return _check(config)
+    try:
+        return _with_storage(args, config)
+    except StorageError as exc:
+        err.print(f"[bold red]database error:[/] {exc}", highlight=False)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+def _with_storage(args: argparse.Namespace, config: Config) -> int:
+    from storage import open_storage
+
+    storage = open_storage(config.settings.database)
+    try:
+        storage.sync_sources(config.sources, datetime.now(UTC))
+        if args.command == "crawl":
+            return _crawl(config, storage, args.names, as_json=args.json)
+        if args.command == "status":
+            return _status(storage)
+        from crawler.daemon import run_daemon
+
+        host = args.host or config.settings.host
+        port = args.port or config.settings.port
+        try:
+            run_daemon(config, storage, host, port, crawl=args.command == "run")
+        except CrawlerError as exc:
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            return 1
+        return 0
+    finally:
+        storage.close()
+
+
+def _check(config: Config) -> int:
+    console = Console()
+    enabled = sum(1 for s in config.sources if s.enabled)
+    console.print(f"{config.path}: OK: {len(config.sources)} feeds ({enabled} enabled), "
+                  f"{len(config.outputs)} outputs", highlight=False)
+    return 0
+
+
+def _crawl(config: Config, storage: Storage, names: list[str], *, as_json: bool) -> int:
+    from crawler.pipeline import Crawler
+
+    known = {s.name for s in config.sources}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        Console(stderr=True).print(f"[bold red]no such feed:[/] {', '.join(unknown)} "
+                                   f"(known: {', '.join(sorted(known))})", highlight=False)
+        return 2
+    console = Console()
+    crawler = Crawler(config, storage)
+    progress = Progress(TextColumn("crawling"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.description}"),
+                        console=Console(stderr=True), transient=True,
+                        disable=as_json or not sys.stderr.isatty())
+    task = progress.add_task("", total=None)
+
+    def started(count: int) -> None:
+        progress.update(task, total=count)
+
+    def finished(outcome: CrawlOutcome) -> None:
+        progress.update(task, advance=1, description=outcome.source)
+
+    try:
+        with progress:
+            outcomes = asyncio.run(crawler.crawl(names or None, on_start=started,
+                                                 on_outcome=finished))
+    finally:
+        crawler.close()
+    errors = [o for o in outcomes if o.error]
+    if as_json:
+        print(json.dumps({
+            "sources": len(outcomes), "new": sum(o.new for o in outcomes),
+            "updated": sum(o.updated for o in outcomes),
+            "unchanged": sum(o.unchanged for o in outcomes),
+            "not_modified": sum(1 for o in outcomes if o.not_modified),
+            "errors": len(errors)}))
+    else:
+        console.print(_summary(outcomes))
+    return 1 if errors else 0
+
+
+def _summary(outcomes: list[CrawlOutcome]) -> Table:
+    table = Table(title=f"{len(outcomes)} sources crawled")
+    for column in ("source", "new", "updated", "unchanged", "error"):
+        table.add_column(column, justify="right" if column in ("new", "updated", "unchanged")
+                         else "left", overflow="fold")
+    for o in outcomes:
+        error = o.error or ("not modified (304)" if o.not_modified else "")
+        table.add_row(o.source, str(o.new), str(o.updated), str(o.unchanged),
+                      f"[red]{error}[/]" if o.error else error)
+    table.add_section()
+    table.add_row("total", str(sum(o.new for o in outcomes)),
+                  str(sum(o.updated for o in outcomes)),
+                  str(sum(o.unchanged for o in outcomes)),
+                  f"{sum(1 for o in outcomes if o.error)} errors")
+    return table
+
+
+def _status(storage: Storage) -> int:
+    rows = storage.statuses()
+    table = Table(title="sources")
+    for column in ("source", "last fetch", "HTTP", "articles", "last error", "next check"):
+        table.add_column(column, overflow="fold")
+    for s in rows:
+        next_check = "disabled" if not s.enabled else _when(s.next_check_at)
+        error = s.last_error or ""
+        if error and s.error_count > 1:
+            error = f"{error} ({s.error_count} in a row)"
+        table.add_row(s.name, _when(s.last_fetch_at), str(s.last_status or "-"),
+                      str(s.articles), f"[red]{error}[/]" if error else "", next_check)
+    Console().print(table)
+    return 0
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

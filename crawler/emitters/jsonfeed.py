@@ -1,0 +1,44 @@
+"""FeedView → JSON Feed 1.1; every outlet of an item under the ``_crawler`` extension."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crawler.emitters._ids import entry_id
+from crawler.types import FeedView
+
+
+def emit_json(view: FeedView) -> bytes:
+    items: list[dict[str, Any]] = []
+    for article in view.articles:
+        item: dict[str, Any] = {
+            "id": entry_id(article),
+            "title": article.title,
+            "content_html": article.content_html or article.summary,
+            "date_published": article.published.isoformat(),
+            "date_modified": max(article.updated, article.published).isoformat(),
+        }
+        if article.link:
+            item["url"] = article.link
+        if article.summary:
+            item["summary"] = article.summary
+        if article.author:
+            item["authors"] = [{"name": article.author}]
+        if article.tags:
+            item["tags"] = list(article.tags)
+        item["_crawler"] = {
+            "sources": [{"name": s.name, "feed_url": s.url, "url": s.link}
+                        for s in article.sources],
+        }
+        items.append(item)
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": view.title,
+        "home_page_url": view.home_url,
+        "feed_url": view.self_url,
+        "items": items,
+    }
+    if view.description:
+        document["description"] = view.description
+    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")

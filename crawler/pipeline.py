@@ -1,0 +1,193 @@
+"""One crawl: the orchestrator, and the only stage that calls all the others.
+
+    storage.claim(due) | fetch (async, bounded) | articles_from_body (worker process)
+        | storage.record_success / record_not_modified / record_error
+
+Each source ends in exactly one recorded outcome, and one source's failure never stops the
+others: every SourceError becomes that source's stored error, and anything else is logged
+as a bug and stored the same way. Articles, validators and state of one fetch are written
+in one transaction, so a crash or SIGTERM never leaves half a feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
+from typing import Any, TypeVar
+
+from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
+from crawler.fetch import fetch, make_client
+from crawler.process import articles_from_body
+from crawler.types import Config, CrawlOutcome, Fetched, Source
+from storage import Storage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_BACKOFF = timedelta(hours=24)
+PARSE_DEADLINE = 60.0
+LEASE = timedelta(minutes=10)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def next_check_after_success(now: datetime, interval: int) -> datetime:
+    # ±10 % jitter spreads sources that were added together over the interval.
+    return now + timedelta(seconds=interval * random.uniform(0.9, 1.1))
+
+
+def next_check_after_error(now: datetime, interval: int, failures: int) -> datetime:
+    """Exponential back-off: interval × 2^(failures-1), at most a day."""
+    delay = timedelta(seconds=interval) * (2 ** max(0, min(failures - 1, 16)))
+    return now + min(delay, MAX_BACKOFF)
+
+
+class Crawler:
+    """Crawls sources of one Config into one Storage; reusable across scheduler ticks."""
+
+    def __init__(self, config: Config, storage: Storage, *,
+                 now: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.storage = storage
+        self.now = now
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        # One writer thread: SQLite has one writer anyway, and the event loop never blocks.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawler-db")
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._db.shutdown(wait=True)
+
+    def _workers(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            count = self.config.settings.parse_workers or os.cpu_count() or 1
+            # forkserver: forking a process that runs threads (httpx, the db thread) is unsafe.
+            self._pool = ProcessPoolExecutor(max_workers=count,
+                                             mp_context=get_context("forkserver"))
+        return self._pool
+
+    def _kill_workers(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _in(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    async def crawl(
+        self, names: Sequence[str] | None = None, *, due_only: bool = False,
+        on_outcome: Callable[[CrawlOutcome], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> list[CrawlOutcome]:
+        """Crawl the named sources (or all enabled ones); return one outcome per source."""
+        claimed = await self._in(self._db, lambda: self.storage.claim(
+            now=self.now(), lease=LEASE, owner=self.owner, names=names, due_only=due_only))
+        if on_start is not None:
+            on_start(len(claimed))
+        if not claimed:
+            return []
+        settings = self.config.settings
+        by_name = {s.name: s for s in self.config.sources}
+        semaphore = asyncio.Semaphore(settings.concurrency)
+        outcomes: list[CrawlOutcome] = []
+
+        async def one(name: str) -> None:
+            async with semaphore:
+                outcome = await self._crawl_source(client, by_name[name])
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+        async with make_client(user_agent=settings.user_agent, concurrency=settings.concurrency,
+                               timeout=settings.timeout) as client:
+            try:
+                await asyncio.gather(*(one(n) for n in claimed if n in by_name))
+            finally:
+                done = {o.source for o in outcomes}
+                unfinished = [n for n in claimed if n not in done]
+                if unfinished:  # cancelled mid-crawl: let another worker or tick take them
+                    await asyncio.shield(self._in(self._db, self.storage.release, unfinished,
+                                                  self.owner))
+        return sorted(outcomes, key=lambda o: claimed.index(o.source))
+
+    async def _crawl_source(self, client: Any, source: Source) -> CrawlOutcome:
+        interval = source.interval or self.config.settings.interval
+        try:
+            return await self._fetch_and_store(client, source, interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, SourceError):
+                message, status = exc.describe(), exc.status
+            elif isinstance(exc, CrawlerError):
+                message, status = f"{getattr(exc, 'kind', 'error')}: {exc}", None
+            else:
+                log.critical("bug while crawling %s (%s)", source.name, source.url, exc_info=exc)
+                message, status = f"internal error: {type(exc).__name__}: {exc}", None
+            log.warning("%s: %s", source.name, message)
+            await self._record_error(source, message, status, interval)
+            return CrawlOutcome(source=source.name, status=status, error=message)
+
+    async def _record_error(self, source: Source, message: str, status: int | None,
+                            interval: int) -> None:
+        def write() -> None:
+            now = self.now()
+            failures = self.storage.error_count(source.name) + 1
+            self.storage.record_error(
+                source.name, message, now=now, status=status,
+                next_check=next_check_after_error(now, interval, failures))
+
+        try:
+            await asyncio.shield(self._in(self._db, write))
+        except StorageError as exc:
+            log.error("%s: could not record the error: %s", source.name, exc)
+
+    async def _fetch_and_store(self, client: Any, source: Source, interval: int) -> CrawlOutcome:
+        settings = self.config.settings
+        caching = await self._in(self._db, self.storage.caching_info, source.name)
+        result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
+                             deadline=settings.timeout)
+        now = self.now()
+        if not isinstance(result, Fetched):
+            await asyncio.shield(self._in(self._db, lambda: self.storage.record_not_modified(
+                source.name, now=now, next_check=next_check_after_success(now, interval),
+                caching=result.caching)))
+            return CrawlOutcome(source=source.name, not_modified=True, status=304)
+        articles, warnings = await self._parse(source, result, now)
+        stored = await asyncio.shield(self._in(self._db, lambda: self.storage.record_success(
+            source.name, articles, now=now, next_check=next_check_after_success(now, interval),
+            status=result.status, caching=result.caching)))
+        for warning in warnings:
+            log.info("%s: %s", source.name, warning)
+        return CrawlOutcome(source=source.name, new=stored.new, updated=stored.updated,
+                            unchanged=stored.unchanged, status=result.status,
+                            warnings=warnings)
+
+    async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> Any:
+        pool = self._workers()
+        future = asyncio.get_running_loop().run_in_executor(
+            pool, articles_from_body, source.format, fetched.body, fetched.content_type,
+            fetched.final_url, now)
+        try:
+            return await asyncio.wait_for(future, PARSE_DEADLINE)
+        except TimeoutError as exc:
+            self._kill_workers()  # a parse that overran cannot be interrupted, only killed
+            raise ParseError(f"parsing took longer than {PARSE_DEADLINE:g} s") from exc
+        except BrokenProcessPool as exc:
+            self._kill_workers()
+            raise ParseError("the parser process died (out of memory?)") from exc
