@@ -125,7 +125,7 @@ def _crawl(config: Config, storage: Storage, names: list[str], *, as_json: bool)
         Console(stderr=True).print(f"[bold red]no such feed:[/] {', '.join(unknown)} "
                                    f"(known: {', '.join(sorted(known))})", highlight=False)
         return 2
-    console = Console()
+    console = _console()
     crawler = Crawler(config, storage)
     progress = Progress(TextColumn("crawling"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.description}"),
@@ -187,8 +187,13 @@ def _status(storage: Storage) -> int:
             error = f"{error} ({s.error_count} in a row)"
         table.add_row(s.name, _when(s.last_fetch_at), str(s.last_status or "-"),
                       str(s.articles), f"[red]{error}[/]" if error else "", next_check)
-    Console().print(table)
+    _console().print(table)
     return 0
+
+
+def _console() -> Console:
+    # Piped output (logs, grep, tests) gets full-width rows instead of 80-column folding.
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _when(value: datetime | None) -> str:

@@ -42,7 +42,7 @@ class Daemon:
         self.config = config
         self.storage = storage
         self.crawl_enabled = crawl
-        self.health = Health(scheduler_running=crawl)
+        self.health = Health(crawling=crawl, scheduler_running=crawl)
         self.crawler = Crawler(config, storage)
         self._mtime = _mtime(config.path)
         self._crawl_task: asyncio.Task[list[CrawlOutcome]] | None = None

@@ -18,6 +18,9 @@ from crawler.errors import FetchError, FetchTimeout, HTTPStatusError, TooLarge
 from crawler.types import CachingInfo, Fetched, NotModified
 
 MAX_REDIRECTS = 5
+# The statuses that redirect. Not httpx's ``Response.is_redirect``, which is true for every 3xx,
+# 304 included: that turned each "not modified" into a "without a Location header" error.
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
@@ -60,6 +63,10 @@ async def fetch(
         raise FetchError(f"cannot connect to {host}: {exc or 'connection refused'}") from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
+    except httpx.InvalidURL as exc:
+        # Not an HTTPError: httpx raises it from send() for a Location such as
+        # "javascript:alert(1)" or "data:...", before the redirect response reaches us.
+        raise FetchError(f"invalid URL (a bad redirect Location?): {exc}") from exc
 
 
 async def _fetch(
@@ -77,7 +84,9 @@ async def _fetch(
         request = client.build_request("GET", current, headers=headers)
         response = await client.send(request, stream=True)
         try:
-            if response.is_redirect:
+            if response.status_code == 304:
+                return NotModified(url=url, caching=_caching(response, caching))
+            if response.status_code in REDIRECTS:
                 location = response.headers.get("Location")
                 if not location:
                     raise HTTPStatusError(
@@ -91,8 +100,6 @@ async def _fetch(
                     permanent = target
                 current = target
                 continue
-            if response.status_code == 304:
-                return NotModified(url=url, caching=_caching(response, caching))
             if response.status_code >= 400:
                 raise HTTPStatusError(
                     f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),

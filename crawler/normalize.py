@@ -59,10 +59,17 @@ def canonical_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
 
 
+DISTINCTIVE_CHARS = 40
+
+
+def fold(text: str) -> str:
+    """Text without case, width, spacing or punctuation differences."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
 def content_hash(title: str, text: str) -> str:
     """Same hash for the same story text whatever the markup, spacing or punctuation."""
-    folded = _NOT_WORD.sub("", unicodedata.normalize("NFKC", f"{title}{text}").lower())
-    return hashlib.sha256(folded.encode("utf-8")).hexdigest()
+    return hashlib.sha256(fold(f"{title}{text}").encode("utf-8")).hexdigest()
 
 
 def normalize(item: ParsedItem, base_url: str) -> Article:
@@ -91,4 +98,6 @@ def normalize(item: ParsedItem, base_url: str) -> Article:
         published=item.published,
         updated=item.updated,
         tags=tuple(dict.fromkeys(plain_text(t)[:100] for t in item.tags if plain_text(t)))[:20],
+        # "form-action" and "formaction" fold alike; only a body of some length identifies.
+        distinctive_text=len(fold(text)) >= DISTINCTIVE_CHARS,
     )

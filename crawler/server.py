@@ -46,6 +46,7 @@ class Rendered:
 class Health:
     """What /healthz reports; the daemon updates it."""
 
+    crawling: bool = True  #: False for `crawler serve`, which has no scheduler to watch
     scheduler_running: bool = True
     last_tick_at: datetime | None = None
 
@@ -126,11 +127,12 @@ def make_app(config: Callable[[], Config], storage: Storage, health: Health | No
             database = "ok"
         except StorageError as exc:
             database = str(exc)
-        healthy = database == "ok" and health.scheduler_running
+        healthy = database == "ok" and (health.scheduler_running or not health.crawling)
+        scheduler = "running" if health.scheduler_running else "stopped"
         body: dict[str, Any] = {
             "status": "ok" if healthy else "unhealthy",
             "database": database,
-            "scheduler": "running" if health.scheduler_running else "stopped",
+            "scheduler": scheduler if health.crawling else "off (serve only)",
             "last_tick_at": health.last_tick_at.isoformat() if health.last_tick_at else None,
         }
         return JSONResponse(body, status_code=200 if healthy else 503,

@@ -140,6 +140,8 @@ class Article:
     published: datetime | None
     updated: datetime | None
     tags: tuple[str, ...] = ()
+    #: long enough that equal hashes mean the same story, not two one-word stubs
+    distinctive_text: bool = True
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)

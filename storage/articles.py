@@ -57,8 +57,9 @@ def upsert_articles(
     links: list[dict[str, Any]] = []
     fresh: list[tuple[Article, dict[str, Any]]] = []
     for article in new_items:
-        match = (by_url.get(article.canonical_url) if article.canonical_url else None) or \
-            by_hash.get(article.content_hash)
+        match = by_url.get(article.canonical_url) if article.canonical_url else None
+        if match is None and article.distinctive_text:
+            match = by_hash.get(article.content_hash)
         if match is None:
             row = _article_values(article, now)
             row["uid"] = make_uid(source_name, article.item_key)
@@ -67,7 +68,8 @@ def upsert_articles(
             placeholder = -len(fresh)
             if article.canonical_url:
                 by_url[article.canonical_url] = placeholder
-            by_hash.setdefault(article.content_hash, placeholder)
+            if article.distinctive_text:
+                by_hash.setdefault(article.content_hash, placeholder)
             match = placeholder
         links.append({"source_id": source_id, "article_id": match, "item_key": article.item_key,
                       "link": article.link, "content_hash": article.content_hash,
@@ -113,7 +115,7 @@ def _match_existing(
     conn: Connection, articles: Sequence[Article]
 ) -> tuple[dict[str, int], dict[str, int]]:
     urls = sorted({a.canonical_url for a in articles if a.canonical_url})
-    hashes = sorted({a.content_hash for a in articles})
+    hashes = sorted({a.content_hash for a in articles if a.distinctive_text})
     by_url: dict[str, int] = {}
     by_hash: dict[str, int] = {}
     for part in _chunks(urls):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from email.utils import format_datetime
 
 from lxml import etree
@@ -36,7 +37,8 @@ def emit_rss(view: FeedView) -> bytes:
             sub(item, f"{{{DC}}}creator", article.author)
         for tag in article.tags:
             sub(item, "category", tag)
-        sub(item, "description", article.summary or article.title)
+        # Readers take RSS description as HTML, so the plain-text summary is escaped once more.
+        sub(item, "description", html.escape(article.summary or article.title, quote=False))
         if article.content_html:
             sub(item, f"{{{CONTENT}}}encoded", article.content_html)
         if article.sources:

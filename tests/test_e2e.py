@@ -1,0 +1,261 @@
+"""End to end, as a user runs it: feeds.yaml → `crawler crawl` → `crawler serve` → a reader.
+
+Real processes, real HTTP over loopback, a real SQLite file; the served feeds are read back
+with feedparser and json, as a feed reader would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import httpx
+import pytest
+from bs4 import BeautifulSoup
+from lxml import etree
+
+FEEDS = Path(__file__).parent / "data" / "feeds"
+SCHEMA = Path(__file__).parent / "data" / "jsonfeed-1.1.schema.json"
+FIXTURES = {
+    "waimei-posts": "waimei_posts.rss",
+    "solidot-atom": "solidot.atom",
+    "xss-rss": "xss.rss",
+    "xss-json": "xss.json",
+    "broken-html": "not_a_feed.html",
+}
+FORBIDDEN_TAGS = {"script", "style", "iframe", "object", "embed", "form", "button", "input",
+                  "meta", "base", "link", "svg", "math", "noscript"}
+URL_ATTRS = {"href", "src", "srcset", "action", "formaction", "xlink:href", "poster"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def crawler(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True,
+                          text=True, timeout=120, **kwargs)
+
+
+def wait_until(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def expected_items() -> dict[str, tuple[str, datetime | None]]:
+    """link → (title, date) read from the fixture files with lxml, independently of us."""
+    found: dict[str, tuple[str, datetime | None]] = {}
+    for name in ("waimei_posts.rss", "xss.rss"):
+        for item in etree.parse(str(FEEDS / name)).iter("item"):
+            link = item.findtext("link").strip()
+            date = parsedate_to_datetime(item.findtext("pubDate"))
+            found.setdefault(link, (" ".join(item.findtext("title").split()), date))
+    atom = "{http://www.w3.org/2005/Atom}"
+    for entry in etree.parse(str(FEEDS / "solidot.atom")).iter(f"{atom}entry"):
+        link = entry.find(f"{atom}link[@rel='alternate']").get("href")
+        date = datetime.fromisoformat(entry.findtext(f"{atom}published"))
+        found.setdefault(link, (" ".join(entry.findtext(f"{atom}title").split()), date))
+    return found
+
+
+def assert_safe_html(fragment: str) -> None:
+    """The XSS rule of RELIABILITY.md §3.2, checked on a parsed tree."""
+    soup = BeautifulSoup(fragment, "html.parser")
+    for tag in soup.find_all(True):
+        assert tag.name not in FORBIDDEN_TAGS, tag
+        for attr, value in tag.attrs.items():
+            assert not attr.lower().startswith("on"), tag
+            assert attr.lower() != "style", tag
+            if attr.lower() in URL_ATTRS:
+                url = "".join(ch for ch in str(value) if ord(ch) > 32).lower()
+                assert url.startswith(("http://", "https://", "mailto:")), tag
+
+
+@pytest.fixture
+def crawled(tmp_path: Path, feed_server: Any, make_config: Any) -> Iterator[dict[str, Any]]:
+    feeds = {name: feed_server.add_file(file) for name, file in FIXTURES.items()}
+    config = make_config(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'crawler.db'}", feeds)
+    result = crawler("--config", str(config), "crawl")
+    yield {"config": config, "result": result, "server": feed_server}
+
+
+@pytest.fixture
+def served(crawled: dict[str, Any]) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "--config", str(crawled["config"]), "serve",
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30), \
+            "crawler serve did not come up"
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            assert process.stdout is not None
+            process.stdout.close()
+
+
+def test_crawl_reports_each_source_and_isolates_the_broken_one(crawled: dict[str, Any]) -> None:
+    """The summary table lists every source; the HTML page is an error, the rest are new."""
+    result = crawled["result"]
+    assert result.returncode == 1, result.stderr  # one source in error
+    for name in FIXTURES:
+        assert name in result.stdout
+    assert "not_a_feed" in result.stdout and "HTML page" in result.stdout
+    assert "1 errors" in result.stdout
+    status = crawler("--config", str(crawled["config"]), "status")
+    assert status.returncode == 0
+    assert "broken-html" in status.stdout and "not_a_feed" in status.stdout
+    assert "solidot-atom" in status.stdout and "100" in status.stdout
+
+
+def test_served_feeds_hold_every_item_once_sanitized(served: str) -> None:
+    """RSS, Atom and JSON Feed each carry every fixture item once, right title/link/date,
+    newest first, and no active content."""
+    expected = expected_items()
+    rss = httpx.get(f"{served}/feeds/all.xml")
+    atom = httpx.get(f"{served}/feeds/all.atom")
+    jsonfeed = httpx.get(f"{served}/feeds/all.json")
+    assert rss.headers["content-type"].startswith("application/rss+xml")
+    assert atom.headers["content-type"].startswith("application/atom+xml")
+    assert jsonfeed.headers["content-type"].startswith("application/feed+json")
+
+    for response in (rss, atom):
+        parsed = feedparser.parse(response.content)
+        assert not parsed.bozo, parsed.bozo_exception
+        entries = parsed.entries
+        linked = [e for e in entries if e.get("link")]
+        links = [e.link for e in linked]
+        assert len(links) == len(set(links)), "an item appears twice"
+        assert set(expected) <= set(links)
+        ids = [e.id for e in entries]
+        assert len(ids) == len(set(ids))
+        dates = [datetime(*e.published_parsed[:6], tzinfo=UTC) for e in entries]
+        assert dates == sorted(dates, reverse=True)
+        for entry in linked:
+            if entry.link in expected:
+                title, date = expected[entry.link]
+                assert " ".join(entry.title.split()) == title
+                assert datetime(*entry.published_parsed[:6], tzinfo=UTC) == date
+        for entry in entries:
+            for part in entry.get("content", []):
+                assert_safe_html(part.value)
+            if entry.get("summary_detail", {}).get("type") == "text/html":
+                assert_safe_html(entry.summary)
+
+    document = json.loads(jsonfeed.content)
+    assert document["version"] == "https://jsonfeed.org/version/1.1"
+    items = document["items"]
+    assert {i["url"] for i in items if "url" in i} >= set(expected)
+    assert len({i["id"] for i in items}) == len(items)
+    for item in items:
+        assert_safe_html(item["content_html"])
+        assert item["_crawler"]["sources"], item
+        assert datetime.fromisoformat(item["date_published"]).tzinfo is not None
+    # The hostile JSON Feed: a javascript: URL is dropped, markup in a title stays text.
+    titles = {i["title"] for i in items}
+    assert "<b>x</b>" in titles
+    assert not any(str(i.get("url", "")).startswith("javascript") for i in items)
+    # Same ids in every format, so switching format shows no new items.
+    rss_ids = {e.id for e in feedparser.parse(rss.content).entries}
+    assert rss_ids == {i["id"] for i in items}
+    assert len(items) == len(expected) + 3  # + the three items of the JSON Feed
+
+
+def test_served_feed_validates_against_the_json_feed_schema(served: str) -> None:
+    """The JSON Feed output passes the JSON Feed 1.1 schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    document = httpx.get(f"{served}/feeds/all.json").json()
+    jsonschema.validate(document, json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def test_conditional_requests_get_304(served: str) -> None:
+    """ETag and Last-Modified come back; a reader that sends them gets 304 and no body."""
+    for fmt in ("xml", "atom", "json"):
+        first = httpx.get(f"{served}/feeds/all.{fmt}")
+        etag, modified = first.headers["etag"], first.headers["last-modified"]
+        again = httpx.get(f"{served}/feeds/all.{fmt}", headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        since = httpx.get(f"{served}/feeds/all.{fmt}", headers={"If-Modified-Since": modified})
+        assert since.status_code == 304
+        stale = httpx.get(f"{served}/feeds/all.{fmt}", headers={"If-None-Match": '"old"'})
+        assert stale.status_code == 200 and stale.content == first.content
+
+
+def test_index_lists_outputs_and_unknown_output_is_404(served: str) -> None:
+    """GET / links every output in all three formats; an unknown name is a 404."""
+    page = httpx.get(f"{served}/")
+    assert page.status_code == 200
+    for fmt in ("xml", "atom", "json"):
+        assert f'href="feeds/all.{fmt}"' in page.text
+    assert httpx.get(f"{served}/feeds/nope.xml").status_code == 404
+    assert httpx.get(f"{served}/feeds/all.html").status_code == 404
+
+
+def test_second_crawl_is_all_304(crawled: dict[str, Any]) -> None:
+    """Crawling again sends the stored validators: the server answers 304, nothing is new."""
+    server = crawled["server"]
+    again = crawler("--config", str(crawled["config"]), "crawl", "--json")
+    totals = json.loads(again.stdout.strip().splitlines()[-1])
+    assert totals["new"] == 0 and totals["errors"] == 1
+    assert totals["not_modified"] == len(FIXTURES) - 1
+    assert server.conditional_hits.get("/solidot.atom") == 1
+
+
+def test_daemon_crawls_serves_and_stops_on_sigterm(tmp_path: Path, feed_server: Any,
+                                                   make_config: Any) -> None:
+    """`crawler run` crawls on its own, serves the result, survives an unreachable source,
+    and exits 0 on SIGTERM."""
+    feeds = {"ok-baseline": feed_server.add_file("ok_baseline.rss"),
+             "offline": f"http://127.0.0.1:{free_port()}/feed.xml"}  # nothing listens there
+    config = make_config(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'c.db'}", feeds)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "--config", str(config), "run", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "CRAWLER_CONFIG": "/nonexistent.yaml"})
+    try:
+        def has_items() -> bool:
+            response = httpx.get(f"{base}/feeds/all.json")
+            return response.status_code == 200 and len(response.json()["items"]) == 3
+
+        assert wait_until(has_items, 60), "the daemon served no items"
+        assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
+        status = crawler("--config", str(config), "status")
+        assert "offline" in status.stdout and "cannot connect" in status.stdout
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=40) == 0, process.stdout.read() if process.stdout else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
