@@ -18,7 +18,7 @@ EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)
 
 _ZH = re.compile(
     r"^(?:民國|民国)?\s*(\d{2,4})\s*[年/.\-]\s*(\d{1,2})\s*[月/.\-]\s*(\d{1,2})\s*日?"
-    r"(?:\s*(上午|下午|晚上|早上|中午)?\s*(\d{1,2})[:時时](\d{1,2})(?:[:分](\d{1,2}))?秒?)?\s*$"
+    r"(?:\s*(上午|下午|晚上|早上|中午)?\s*(\d{1,2})[:時时](\d{1,2})(?:[:分](\d{1,2})秒?|分)?)?\s*$"
 )
 _CST = re.compile(r"\b(CST|GMT\+0?8(?::?00)?|UTC\+0?8(?::?00)?|HKT|TWT)\s*$")
 _ZH_WEEKDAY = re.compile(r"^(?:週|周|星期)[日一二三四五六天]\s*,?\s*")
@@ -38,7 +38,10 @@ def parse_date(
     value = _parse(text, zone)
     if value is None:
         return None
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        return None  # e.g. 0001-01-01T00:00+08:00 is before datetime.min once in UTC
     if value < EARLIEST or value > now + timedelta(days=1):
         return None
     return value
@@ -62,6 +65,10 @@ def _parse(text: str, zone: timezone) -> datetime | None:
             value = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
+        if value.tzinfo is None and text.endswith("-0000"):
+            # RFC 5322 §3.3: "-0000" is UTC sent by a host that does not know its own zone.
+            # Python returns it naive, which below would shift it by the feed's zone.
+            value = value.replace(tzinfo=UTC)
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
     return value
@@ -76,6 +83,8 @@ def _from_zh(match: re.Match[str], zone: timezone) -> datetime | None:
     second = int(match.group(7) or 0)
     if match.group(4) in ("下午", "晚上") and hour < 12:
         hour += 12
+    elif match.group(4) in ("上午", "早上") and hour == 12:
+        hour = 0  # 12-hour clocks (zh-TW Windows, ASP.NET) write 00:30 as 上午 12:30
     try:
         return datetime(year, month, day, hour, minute, second, tzinfo=zone)
     except ValueError:

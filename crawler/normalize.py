@@ -46,6 +46,7 @@ def canonical_url(url: str | None) -> str | None:
         return None
     try:
         parts = urlsplit(url.strip())
+        port = parts.port
     except ValueError:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -53,8 +54,8 @@ def canonical_url(url: str | None) -> str | None:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
              if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
     netloc = parts.hostname.lower()
-    if parts.port and parts.port not in (80, 443):
-        netloc = f"{netloc}:{parts.port}"
+    if port and port not in (80, 443):
+        netloc = f"{netloc}:{port}"
     path = parts.path or "/"
     return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
 

@@ -18,5 +18,9 @@ def articles_from_body(
 ) -> tuple[tuple[Article, ...], tuple[str, ...]]:
     """Return (articles, warnings); raises ParseError for a body that is not a feed."""
     parsed = parser_for(format_name)(body, content_type, base_url, now)
-    articles = tuple(normalize(item, base_url) for item in parsed.items)
-    return articles, parsed.warnings
+    articles: dict[str, Article] = {}
+    for item in parsed.items:
+        article = normalize(item, base_url)
+        # One identity, one article: the first occurrence in the document wins.
+        articles.setdefault(article.item_key, article)
+    return tuple(articles.values()), parsed.warnings

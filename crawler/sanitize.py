@@ -51,6 +51,7 @@ def safe_url(value: str, base: str | None) -> str | None:
     try:
         resolved = urljoin(base, value) if base else value
         parts = urlsplit(resolved)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         return None
     if parts.scheme.lower() not in SCHEMES:

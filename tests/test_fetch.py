@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import time
 from collections.abc import AsyncIterator
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -239,7 +240,7 @@ def test_temporary_redirect_is_followed_but_not_reported_as_permanent() -> None:
 def _chain(mock: respx.MockRouter, hops: int) -> list[respx.Route]:
     """FEED → /hop/1 → ... → /hop/<hops>, the last answering 200; returns every route."""
     urls = [FEED] + [f"https://feeds.example.test/hop/{i}" for i in range(1, hops + 1)]
-    routes = [mock.get(a).respond(302, headers={"Location": b}) for a, b in zip(urls, urls[1:])]
+    routes = [mock.get(a).respond(302, headers={"Location": b}) for a, b in pairwise(urls)]
     routes.append(mock.get(urls[-1]).respond(200, content=RSS))
     return routes
 

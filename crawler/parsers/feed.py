@@ -67,23 +67,9 @@ def parse_feed(body: bytes, content_type: str | None, url: str, now: datetime) -
     return ParsedFeed(
         title=str(result.feed.get("title", "")),
         link=result.feed.get("link"),
-        items=_first_of_each_guid(items),
+        items=items,
         warnings=warnings,
     )
-
-
-def _first_of_each_guid(items: tuple[ParsedItem, ...]) -> tuple[ParsedItem, ...]:
-    # Two entries with one guid: the first wins (reader #335, Miniflux does the same).
-    seen: set[str] = set()
-    kept: list[ParsedItem] = []
-    for item in items:
-        key = (item.guid or "").strip()
-        if key:
-            if key in seen:
-                continue
-            seen.add(key)
-        kept.append(item)
-    return tuple(kept)
 
 
 def _entry_date(entry: Any, key: str, now: datetime) -> datetime | None:
@@ -155,7 +141,7 @@ def _parse_json(body: bytes, content_type: str | None, url: str, now: datetime) 
     return ParsedFeed(
         title=_string(data.get("title")) or "",
         link=_string(data.get("home_page_url")),
-        items=_first_of_each_guid(tuple(items)),
+        items=tuple(items),
         warnings=warnings,
     )
 
