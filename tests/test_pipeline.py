@@ -1,0 +1,134 @@
+"""The crawl pipeline with real HTTP, real SQLite and the hostile corpus: one bad source never
+stops the others, errors are stored, and nothing stored is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+
+from crawler import config as config_module
+from crawler.emitters import EMITTERS
+from crawler.pipeline import Crawler, next_check_after_error
+from crawler.types import Config, FeedView
+from storage import Storage, open_storage
+
+DATA = Path(__file__).parent / "data"
+HOSTILE = DATA / "hostile"
+CORPUS = sorted(p for p in HOSTILE.rglob("*") if p.suffix in (".xml", ".json", ".html", ".txt")
+                and p.name not in ("payloads.json", "expected.json"))
+KINDS = ("fetch:", "timeout:", "too_large:", "http_status:", "parse:", "not_a_feed:")
+
+
+def load(tmp_path: Path, feeds: dict[str, str]) -> Config:
+    lines = ["settings:", f"  database: sqlite:///{tmp_path / 'c.db'}", "  timeout: 10",
+             "  parse_workers: 2", "feeds:"]
+    for name, url in feeds.items():
+        lines += [f"  - name: {name}", f"    url: {url}"]
+    return config_module.parse("\n".join(lines) + "\n", str(tmp_path / "feeds.yaml"), env={})
+
+
+def crawl(config: Config, storage: Storage, names: list[str] | None = None) -> dict[str, Any]:
+    crawler = Crawler(config, storage)
+    try:
+        return {o.source: o for o in asyncio.run(crawler.crawl(names))}
+    finally:
+        crawler.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Any:
+    storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    yield storage
+    storage.close()
+
+
+def test_every_hostile_document_is_isolated(tmp_path: Path, feed_server: Any, db: Storage) -> None:
+    """All hostile documents and the baseline in one crawl: the baseline gets its 3 items,
+    each other source ends in success or a stored error of a known kind, never a bug."""
+    feeds = {"baseline": feed_server.add("/ok.xml", (HOSTILE / "shape/ok_baseline.xml")
+                                         .read_bytes(), "application/rss+xml")}
+    for index, path in enumerate(CORPUS):
+        feeds[f"h{index:02d}"] = feed_server.add(f"/h/{index}", path.read_bytes(),
+                                                 "application/xml")
+    config = load(tmp_path, feeds)
+    db.sync_sources(config.sources, datetime.now(UTC))
+    outcomes = crawl(config, db)
+    assert len(outcomes) == len(feeds)
+    assert outcomes["baseline"].new == 3 and outcomes["baseline"].error is None
+    for name, outcome in outcomes.items():
+        if outcome.error:
+            assert outcome.error.startswith(KINDS), (name, outcome.error)
+    errors = {s.name: s.last_error for s in db.statuses() if s.last_error}
+    assert errors == {n: o.error for n, o in outcomes.items() if o.error}
+    # What was stored is still valid and safe to emit.
+    articles = db.articles_for_output(None, 1000)
+    view = FeedView(name="all", title="t", description="", self_url="http://x/feeds/all.xml",
+                    home_url="http://x/", articles=articles)
+    for fmt in ("xml", "atom"):
+        parsed = feedparser.parse(EMITTERS[fmt][0](view))
+        assert not parsed.bozo, (fmt, parsed.bozo_exception)
+        assert len(parsed.entries) == len(articles)
+
+
+@pytest.mark.parametrize("broken", [
+    pytest.param(p, id=p.relative_to(HOSTILE).as_posix()) for p in CORPUS
+    if p.parent.name in ("shape", "xml") and p.name != "ok_baseline.xml"
+])
+def test_a_failed_fetch_loses_nothing(tmp_path: Path, feed_server: Any, db: Storage,
+                                      broken: Path) -> None:
+    """A source that worked and then serves a broken document keeps all it had."""
+    good = (HOSTILE / "shape/ok_baseline.xml").read_bytes()
+    url = feed_server.add("/feed.xml", good, "application/rss+xml")
+    config = load(tmp_path, {"news": url})
+    db.sync_sources(config.sources, datetime.now(UTC))
+    assert crawl(config, db)["news"].new == 3
+    feed_server.add("/feed.xml", broken.read_bytes(), "application/xml")
+    outcome = crawl(config, db)["news"]
+    status = db.statuses()[0]
+    assert status.articles >= 3
+    assert len(db.articles_for_output(None, 100)) >= 3
+    if outcome.error:
+        assert status.error_count == 1 and status.last_error == outcome.error
+
+
+def test_http_errors_back_off_and_recover(tmp_path: Path, feed_server: Any, db: Storage) -> None:
+    """A 404 is stored with its status and pushes the next check out; success resets it."""
+    config = load(tmp_path, {"gone": f"{feed_server.base_url}/missing.xml"})
+    db.sync_sources(config.sources, datetime.now(UTC))
+    outcome = crawl(config, db)["gone"]
+    assert outcome.status == 404 and outcome.error.startswith("http_status: HTTP 404")
+    status = db.statuses()[0]
+    assert status.last_status == 404 and status.error_count == 1
+    assert status.next_check_at > datetime.now(UTC) + timedelta(minutes=25)
+    feed_server.add("/missing.xml", (HOSTILE / "shape/ok_baseline.xml").read_bytes(),
+                    "application/rss+xml")
+    outcome = crawl(config, db, ["gone"])["gone"]
+    assert outcome.error is None and outcome.new == 3
+    assert db.statuses()[0].error_count == 0
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    """interval × 2^(n-1), never more than a day."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert next_check_after_error(now, 600, 1) == now + timedelta(minutes=10)
+    assert next_check_after_error(now, 600, 3) == now + timedelta(minutes=40)
+    assert next_check_after_error(now, 600, 30) == now + timedelta(hours=24)
+
+
+def test_same_story_from_two_feeds_is_served_once(tmp_path: Path, feed_server: Any,
+                                                  db: Storage) -> None:
+    """One GUID in two feeds (hostile dedup case) is one article with both sources."""
+    body = (HOSTILE / "dedup/cross_feed_same_guid.xml").read_bytes()
+    config = load(tmp_path, {"one": feed_server.add("/1.xml", body, "application/rss+xml"),
+                             "two": feed_server.add("/2.xml", body, "application/rss+xml")})
+    db.sync_sources(config.sources, datetime.now(UTC))
+    outcomes = crawl(config, db)
+    assert outcomes["one"].new == outcomes["two"].new >= 1
+    stored = db.articles_for_output(None, 100)
+    assert len(stored) == outcomes["one"].new
+    assert all(sorted(s.name for s in a.sources) == ["one", "two"] for a in stored)
