@@ -127,10 +127,10 @@ def _kind(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    tag = node.tag.rsplit(":", 1)[-1]
-    return {"str": "a string", "int": "a number", "float": "a number", "bool": "true/false"}.get(
-        tag, tag
-    ) + (f" ({node.value!r})" if node.value not in ("", None) else "")
+    tag = str(node.tag).rsplit(":", 1)[-1]
+    names = {"str": "a string", "int": "a number", "float": "a number", "bool": "true/false"}
+    shown = f" ({node.value!r})" if node.value not in ("", None) else ""
+    return names.get(tag, tag) + shown
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:

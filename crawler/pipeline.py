@@ -47,7 +47,7 @@ def next_check_after_success(now: datetime, interval: int) -> datetime:
 
 def next_check_after_error(now: datetime, interval: int, failures: int) -> datetime:
     """Exponential back-off: interval × 2^(failures-1), at most a day."""
-    delay = timedelta(seconds=interval) * (2 ** max(0, min(failures - 1, 16)))
+    delay: timedelta = timedelta(seconds=interval) * (2 ** max(0, min(failures - 1, 16)))
     return now + min(delay, MAX_BACKOFF)
 
 

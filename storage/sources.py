@@ -29,7 +29,7 @@ def sync_sources(conn: Connection, sources: Sequence[Source], now: datetime) -> 
             )).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(insert(state_t).values(source_id=source_id, next_check_at=now))
             continue
-        changes = {}
+        changes: dict[str, object] = {}
         if row.url != source.url:
             changes["url"] = source.url
         if row.format != source.format:

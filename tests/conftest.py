@@ -71,7 +71,7 @@ class FeedServer:
         self.lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 with server.lock:
                     server.hits[path] = server.hits.get(path, 0) + 1

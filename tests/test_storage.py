@@ -13,7 +13,6 @@ from crawler.process import articles_from_body
 from crawler.types import Article, CachingInfo, Source
 from storage import Storage
 
-
 FEEDS = Path(__file__).parent / "data" / "feeds"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -53,7 +52,7 @@ def test_edited_item_is_updated_in_place(two_sources: Storage) -> None:
     articles = solidot()
     store(two_sources, "a", articles)
     before = {a.title: a.uid for a in two_sources.articles_for_output(None, 1000)}
-    edited = (replace(articles[0], title="改過的標題", content_hash="0" * 64),) + articles[1:]
+    edited = (replace(articles[0], title="改過的標題", content_hash="0" * 64), *articles[1:])
     assert store(two_sources, "a", edited, LATER) == (0, 1, 99)
     after = {a.title: a.uid for a in two_sources.articles_for_output(None, 1000)}
     assert after["改過的標題"] == before[articles[0].title]

@@ -158,12 +158,12 @@ def _json_item(raw: dict[str, Any], now: datetime) -> ParsedItem:
     content = _string(raw.get("content_html"))
     if content is None and _string(raw.get("content_text")):
         content = "<p>" + _escape_text(_string(raw.get("content_text")) or "") + "</p>"
-    authors = raw.get("authors") if isinstance(raw.get("authors"), list) else (
+    authors: list[Any] = raw["authors"] if isinstance(raw.get("authors"), list) else (
         [raw["author"]] if isinstance(raw.get("author"), dict) else []
     )
     author = next((_string(a.get("name")) for a in authors
                    if isinstance(a, dict) and _string(a.get("name"))), None)
-    tags = raw.get("tags") if isinstance(raw.get("tags"), list) else []
+    tags: list[Any] = raw["tags"] if isinstance(raw.get("tags"), list) else []
     published = parse_date(_string(raw.get("date_published")), now=now)
     return ParsedItem(
         guid=_string(raw.get("id")),
