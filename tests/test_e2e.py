@@ -259,3 +259,33 @@ def test_daemon_crawls_serves_and_stops_on_sigterm(tmp_path: Path, feed_server: 
             process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_daemon_reloads_feeds_yaml_and_keeps_running_config_on_bad_edit(
+        tmp_path: Path, feed_server: Any, make_config: Any) -> None:
+    """An invalid edit of feeds.yaml is logged and ignored; a valid one takes effect live."""
+    feeds = {"ok-baseline": feed_server.add_file("ok_baseline.rss")}
+    config = make_config(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'c.db'}", feeds)
+    good = config.read_text(encoding="utf-8")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "daemon.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "--config", str(config), "run", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30)
+        config.write_text(good + "  - name: Bad Name\n", encoding="utf-8")
+        assert wait_until(lambda: "keeping the running configuration" in
+                          (tmp_path / "daemon.log").read_text(encoding="utf-8"), 20)
+        assert httpx.get(f"{base}/feeds/all.xml").status_code == 200
+        config.write_text(good + "  - name: second\n    title: Second output\n",
+                          encoding="utf-8")
+        assert wait_until(lambda: httpx.get(f"{base}/feeds/second.json").status_code == 200, 20)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=40) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()

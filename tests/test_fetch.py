@@ -132,10 +132,10 @@ def test_slow_response_hits_the_total_deadline() -> None:
 
 
 def test_content_length_over_the_cap_is_too_large() -> None:
-    """A body announced as bigger than max_bytes is refused."""
+    """A body announced as bigger than max_bytes is refused on its Content-Length alone."""
     with respx.mock(assert_all_called=True) as mock:
         mock.get(FEED).respond(200, content=b"x" * (MiB + 1))
-        with pytest.raises(TooLarge) as caught:
+        with pytest.raises(TooLarge, match=f"Content-Length {MiB + 1} ") as caught:
             run_fetch(max_bytes=MiB)
     assert caught.value.kind == "too_large"
 
