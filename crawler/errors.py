@@ -53,6 +53,11 @@ class TooLarge(FetchError):
 class HTTPStatusError(FetchError):
     kind = "http_status"
 
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after  #: seconds the server asked us to wait (429, 503)
+
 
 class ParseError(SourceError):
     kind = "parse"

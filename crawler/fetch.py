@@ -11,6 +11,8 @@ second never times out (measured: 135 s for a 5 s timeout; see RELIABILITY.md §
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -18,6 +20,7 @@ from crawler.errors import FetchError, FetchTimeout, HTTPStatusError, TooLarge
 from crawler.types import CachingInfo, Fetched, NotModified
 
 MAX_REDIRECTS = 5
+MAX_RETRY_AFTER = 7 * 24 * 3600.0
 # The statuses that redirect. Not httpx's ``Response.is_redirect``, which is true for every 3xx,
 # 304 included: that turned each "not modified" into a "without a Location header" error.
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -101,9 +104,14 @@ async def _fetch(
                 current = target
                 continue
             if response.status_code >= 400:
+                wait = None
+                if response.status_code in (429, 503):
+                    wait = retry_after(response.headers.get("Retry-After"))
                 raise HTTPStatusError(
-                    f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                    f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+                    + (f" (retry after {wait:g} s)" if wait else ""),
                     status=response.status_code,
+                    retry_after=wait,
                 )
             body = await _read_capped(response, max_bytes)
             return Fetched(
@@ -118,6 +126,27 @@ async def _fetch(
         finally:
             await response.aclose()
     raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})")
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds from now (delta-seconds or an HTTP-date, RFC 9110 §10.2.3);
+    None when absent, invalid or already past; at most a week, whatever the server says."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds <= 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 def _caching(response: httpx.Response, previous: CachingInfo) -> CachingInfo:

@@ -132,6 +132,7 @@ class Crawler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            retry_after = getattr(exc, "retry_after", None)
             if isinstance(exc, SourceError):
                 message, status = exc.describe(), exc.status
             elif isinstance(exc, CrawlerError):
@@ -140,17 +141,19 @@ class Crawler:
                 log.critical("bug while crawling %s (%s)", source.name, source.url, exc_info=exc)
                 message, status = f"internal error: {type(exc).__name__}: {exc}", None
             log.warning("%s: %s", source.name, message)
-            await self._record_error(source, message, status, interval)
+            await self._record_error(source, message, status, interval, retry_after)
             return CrawlOutcome(source=source.name, status=status, error=message)
 
     async def _record_error(self, source: Source, message: str, status: int | None,
-                            interval: int) -> None:
+                            interval: int, retry_after: float | None) -> None:
         def write() -> None:
             now = self.now()
             failures = self.storage.error_count(source.name) + 1
-            self.storage.record_error(
-                source.name, message, now=now, status=status,
-                next_check=next_check_after_error(now, interval, failures))
+            next_check = next_check_after_error(now, interval, failures)
+            if retry_after is not None:  # the server said when; never sooner than that
+                next_check = max(next_check, now + timedelta(seconds=retry_after))
+            self.storage.record_error(source.name, message, now=now, status=status,
+                                      next_check=next_check)
 
         try:
             await asyncio.shield(self._in(self._db, write))

@@ -132,3 +132,32 @@ def test_same_story_from_two_feeds_is_served_once(tmp_path: Path, feed_server: A
     stored = db.articles_for_output(None, 100)
     assert len(stored) == outcomes["one"].new
     assert all(sorted(s.name for s in a.sources) == ["one", "two"] for a in stored)
+
+
+def test_retry_after_is_honoured(tmp_path: Path, db: Storage) -> None:
+    """A 429 with Retry-After: 2 days puts the next check at least 2 days away."""
+    import http.server
+    import threading
+
+    class RateLimited(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(429)
+            self.send_header("Retry-After", str(2 * 86400))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RateLimited)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = load(tmp_path, {"busy": f"http://127.0.0.1:{server.server_address[1]}/f"})
+        db.sync_sources(config.sources, datetime.now(UTC))
+        outcome = crawl(config, db)["busy"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome.status == 429 and "retry after 172800 s" in outcome.error
+    assert db.statuses()[0].next_check_at >= datetime.now(UTC) + timedelta(days=1, hours=23)
