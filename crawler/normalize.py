@@ -68,9 +68,9 @@ def fold(text: str) -> str:
     return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
-def content_hash(title: str, text: str) -> str:
-    """Same hash for the same story text whatever the markup, spacing or punctuation."""
-    return hashlib.sha256(fold(f"{title}{text}").encode("utf-8")).hexdigest()
+def content_hash(folded_title: str, folded_text: str) -> str:
+    """Of folded text: the same story hashes alike whatever its markup, spacing or punctuation."""
+    return hashlib.sha256(f"{folded_title}{folded_text}".encode()).hexdigest()
 
 
 def normalize(item: ParsedItem, base_url: str) -> Article:
@@ -84,7 +84,8 @@ def normalize(item: ParsedItem, base_url: str) -> Article:
     summary_source = item.summary_html if item.summary_html and item.content_html else content
     summary = plain_text(summary_source)[:SUMMARY_MAX]
     canonical = canonical_url(link)
-    digest = content_hash(title, text)
+    folded_text = fold(text)
+    digest = content_hash(fold(title), folded_text)
     guid = _SPACE.sub(" ", item.guid).strip() if item.guid else ""
     item_key = f"guid:{guid}" if guid else (f"url:{canonical}" if canonical else f"hash:{digest}")
     return Article(
@@ -100,5 +101,5 @@ def normalize(item: ParsedItem, base_url: str) -> Article:
         updated=item.updated,
         tags=tuple(dict.fromkeys(plain_text(t)[:100] for t in item.tags if plain_text(t)))[:20],
         # "form-action" and "formaction" fold alike; only a body of some length identifies.
-        distinctive_text=len(fold(text)) >= DISTINCTIVE_CHARS,
+        distinctive_text=len(folded_text) >= DISTINCTIVE_CHARS,
     )

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
 from crawler.fetch import fetch, make_client
 from crawler.process import articles_from_body
-from crawler.types import Config, CrawlOutcome, Fetched, Source
+from crawler.types import CachingInfo, Config, CrawlOutcome, Fetched, Source
 from storage import Storage
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ T = TypeVar("T")
 MAX_BACKOFF = timedelta(hours=24)
 PARSE_DEADLINE = 60.0
 LEASE = timedelta(minutes=10)
+UNCHANGED_BATCH = 100
 
 
 def utcnow() -> datetime:
@@ -63,6 +64,7 @@ class Crawler:
         # One writer thread: SQLite has one writer anyway, and the event loop never blocks.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawler-db")
         self._pool: ProcessPoolExecutor | None = None
+        self._unchanged: list[tuple[str, CachingInfo, datetime]] = []  #: 304s not yet written
 
     def close(self) -> None:
         if self._pool is not None:
@@ -103,21 +105,27 @@ class Crawler:
             return []
         settings = self.config.settings
         by_name = {s.name: s for s in self.config.sources}
+        caching = await self._in(self._db, self.storage.caching_infos, claimed)
         semaphore = asyncio.Semaphore(settings.concurrency)
         outcomes: list[CrawlOutcome] = []
+        self._unchanged = []
 
         async def one(name: str) -> None:
             async with semaphore:
-                outcome = await self._crawl_source(client, by_name[name])
+                outcome = await self._crawl_source(client, by_name[name],
+                                                   caching.get(name, CachingInfo()))
             outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
+            if len(self._unchanged) >= UNCHANGED_BATCH:
+                await self._flush_unchanged()
 
         async with make_client(user_agent=settings.user_agent, concurrency=settings.concurrency,
                                timeout=settings.timeout) as client:
             try:
                 await asyncio.gather(*(one(n) for n in claimed if n in by_name))
             finally:
+                await self._flush_unchanged()
                 done = {o.source for o in outcomes}
                 unfinished = [n for n in claimed if n not in done]
                 if unfinished:  # cancelled mid-crawl: let another worker or tick take them
@@ -125,10 +133,20 @@ class Crawler:
                                                   self.owner))
         return sorted(outcomes, key=lambda o: claimed.index(o.source))
 
-    async def _crawl_source(self, client: Any, source: Source) -> CrawlOutcome:
+    async def _flush_unchanged(self) -> None:
+        batch, self._unchanged = self._unchanged, []
+        if batch:
+            try:
+                await asyncio.shield(self._in(self._db, lambda: self.storage
+                                              .record_not_modified_many(batch, now=self.now())))
+            except StorageError as exc:
+                log.error("could not record %d unchanged sources: %s", len(batch), exc)
+
+    async def _crawl_source(self, client: Any, source: Source,
+                            caching: CachingInfo) -> CrawlOutcome:
         interval = source.interval or self.config.settings.interval
         try:
-            return await self._fetch_and_store(client, source, interval)
+            return await self._fetch_and_store(client, source, interval, caching)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -160,16 +178,15 @@ class Crawler:
         except StorageError as exc:
             log.error("%s: could not record the error: %s", source.name, exc)
 
-    async def _fetch_and_store(self, client: Any, source: Source, interval: int) -> CrawlOutcome:
+    async def _fetch_and_store(self, client: Any, source: Source, interval: int,
+                               caching: CachingInfo) -> CrawlOutcome:
         settings = self.config.settings
-        caching = await self._in(self._db, self.storage.caching_info, source.name)
         result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
                              deadline=settings.timeout)
         now = self.now()
         if not isinstance(result, Fetched):
-            await asyncio.shield(self._in(self._db, lambda: self.storage.record_not_modified(
-                source.name, now=now, next_check=next_check_after_success(now, interval),
-                caching=result.caching)))
+            self._unchanged.append(
+                (source.name, result.caching, next_check_after_success(now, interval)))
             return CrawlOutcome(source=source.name, not_modified=True, status=304)
         articles, warnings = await self._parse(source, result, now)
         stored = await asyncio.shield(self._in(self._db, lambda: self.storage.record_success(

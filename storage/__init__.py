@@ -51,8 +51,11 @@ class Storage:
             sources.sync_sources(conn, configured, now)
 
     def caching_info(self, name: str) -> CachingInfo:
-        with self._transaction(f"reading fetch state of {name}") as conn:
-            return sources.caching_info(conn, name)
+        return self.caching_infos([name]).get(name, CachingInfo())
+
+    def caching_infos(self, names: Sequence[str]) -> dict[str, CachingInfo]:
+        with self._transaction("reading fetch state") as conn:
+            return sources.caching_infos(conn, names)
 
     def claim(self, *, now: datetime, lease: timedelta, owner: str,
               names: Sequence[str] | None = None, due_only: bool = True) -> list[str]:
@@ -79,10 +82,20 @@ class Storage:
 
     def record_not_modified(self, name: str, *, now: datetime, next_check: datetime,
                             caching: CachingInfo) -> None:
-        with self._transaction(f"recording 304 for {name}") as conn:
-            sources.record_outcome(conn, self._source_id(conn, name), now=now,
-                                   next_check=next_check, status=304, error=None,
-                                   caching=caching)
+        self.record_not_modified_many([(name, caching, next_check)], now=now)
+
+    def record_not_modified_many(
+        self, unchanged: Sequence[tuple[str, CachingInfo, datetime]], *, now: datetime
+    ) -> None:
+        """304s carry no articles, so many share one transaction (a warm round is mostly
+        304s, and a commit per source would be most of its cost)."""
+        if not unchanged:
+            return
+        with self._transaction(f"recording {len(unchanged)} 304s") as conn:
+            for name, caching, next_check in unchanged:
+                sources.record_outcome(conn, self._source_id(conn, name), now=now,
+                                       next_check=next_check, status=304, error=None,
+                                       caching=caching)
 
     def record_error(self, name: str, error: str, *, now: datetime, status: int | None,
                      next_check: datetime) -> None:

@@ -77,11 +77,12 @@ def upsert_articles(
         new += 1
 
     if fresh:
-        result = conn.execute(
-            insert(articles_t).returning(articles_t.c.id, sort_by_parameter_order=True),
-            [row for _, row in fresh],
-        )
-        ids = [r.id for r in result]
+        # Rows come back matched by uid rather than by position: asking SQLAlchemy to keep
+        # parameter order makes it insert one row per statement on SQLite.
+        result = conn.execute(insert(articles_t).returning(articles_t.c.id, articles_t.c.uid),
+                              [row for _, row in fresh])
+        by_uid = {r.uid: r.id for r in result}
+        ids = [by_uid[row["uid"]] for _, row in fresh]
         for link in links:
             if link["article_id"] < 0:
                 link["article_id"] = ids[-link["article_id"] - 1]
