@@ -235,14 +235,21 @@ def _settings(
     return Settings(**values)
 
 
-def _check_name(check: _Checker, found: dict[str, tuple[Any, yaml.Node]], where: str) -> None:
-    if "name" in found:
-        name, node = found["name"]
-        if not name or not set(name) <= NAME_CHARS:
-            check.problem(
-                node, f"{where}.name",
-                f"{name!r}: use lowercase letters, digits, '-', '_' and '.' only",
-            )
+def _check_name(check: _Checker, found: dict[str, tuple[Any, yaml.Node]], where: str, *,
+                in_url: bool) -> None:
+    """Output names go into URLs, so they are kept URL-safe; a source name is shown and
+    typed, so any readable text will do (中央社 政治 included)."""
+    if "name" not in found:
+        return
+    name, node = found["name"]
+    if in_url and (not name or not set(name) <= NAME_CHARS):
+        check.problem(node, f"{where}.name",
+                      f"{name!r}: use lowercase letters, digits, '-', '_' and '.' only")
+    elif not in_url and (not name.strip() or name != name.strip() or len(name) > 100
+                         or not name.isprintable()):
+        check.problem(node, f"{where}.name",
+                      f"{name!r}: needs 1 to 100 printable characters, no leading or "
+                      "trailing spaces")
 
 
 def _sources(
@@ -256,7 +263,7 @@ def _sources(
     for index, node in enumerate(seq.value):
         where = f"feeds[{index}]"
         found = check.mapping(node, where, SOURCE_FIELDS, loader)
-        _check_name(check, found, where)
+        _check_name(check, found, where, in_url=False)
         check.positive(found, "interval", where)
         if "url" in found:
             why = _valid_url(found["url"][0])
@@ -305,7 +312,7 @@ def _outputs(
     for index, node in enumerate(top["outputs"][1].value):
         where = f"outputs[{index}]"
         found = check.mapping(node, where, OUTPUT_FIELDS, loader)
-        _check_name(check, found, where)
+        _check_name(check, found, where, in_url=True)
         check.positive(found, "limit", where)
         feeds: tuple[str, ...] = ()
         if "feeds" in found:

@@ -78,8 +78,15 @@ def test_database_environment_variable_wins() -> None:
                  "feeds.yaml:3: feeds[0].url: URL has no host", id="no-host"),
     pytest.param("feeds:\n  - url: https://e.com/\n",
                  "feeds.yaml:2: feeds[0]: missing required key 'name'", id="missing-name"),
-    pytest.param("feeds:\n  - name: Big Feed\n    url: https://e.com/\n",
-                 "feeds.yaml:2: feeds[0].name: 'Big Feed': use lowercase", id="bad-name"),
+    pytest.param("feeds:\n  - name: a\n    url: https://e.com/\noutputs:\n  - name: Big Feed\n"
+                 "    title: B\n", "feeds.yaml:5: outputs[0].name: 'Big Feed': use lowercase",
+                 id="output-name-not-url-safe"),
+    pytest.param("feeds:\n  - name: ' padded'\n    url: https://e.com/\n",
+                 "feeds.yaml:2: feeds[0].name: ' padded': needs 1 to 100 printable",
+                 id="source-name-padded"),
+    pytest.param('feeds:\n  - name: "a\\tb"\n    url: https://e.com/\n',
+                 "feeds.yaml:2: feeds[0].name: 'a\\tb': needs 1 to 100 printable",
+                 id="source-name-control-char"),
     pytest.param("feeds:\n  - name: a\n    url: https://e.com/\n    format: gopher\n",
                  "feeds.yaml:4: feeds[0].format: unknown format 'gopher'", id="bad-format"),
     pytest.param("feeds:\n  - name: a\n    url: https://e.com/\n    interval: 0\n",
@@ -112,3 +119,12 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
         config.load(str(tmp_path / "nope.yaml"))
     assert "no such file" in str(info.value)
     assert "--config" in str(info.value) and "CRAWLER_CONFIG" in str(info.value)
+
+
+def test_source_names_may_be_chinese() -> None:
+    """A source can be named as its readers know it; only output names must be URL-safe."""
+    loaded = config.parse("feeds:\n  - name: 中央社 政治\n    url: https://e.com/rss\n"
+                          "outputs:\n  - name: cna\n    title: 中央社\n    feeds: [中央社 政治]\n",
+                          "feeds.yaml", env={})
+    assert loaded.sources[0].name == "中央社 政治"
+    assert loaded.outputs[0].feeds == ("中央社 政治",)
