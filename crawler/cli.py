@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_module.load(args.config)
     except ConfigError as exc:
-        err.print(f"[bold red]{exc.path} is not valid:[/]", highlight=False)
+        # Plain lines, never wrapped: editors and grep jump to file:line.
+        print(f"{exc.path} is not valid:", file=sys.stderr)
         for problem in exc.problems:
-            err.print(f"  {problem}", highlight=False, markup=False)
+            print(f"  {problem}", file=sys.stderr)
         return 2
     if args.command == "check":
         return _check(config)

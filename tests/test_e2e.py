@@ -289,3 +289,17 @@ def test_daemon_reloads_feeds_yaml_and_keeps_running_config_on_bad_edit(
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+def test_check_names_the_problem_and_honours_crawler_config(tmp_path: Path) -> None:
+    """`crawler check` finds feeds.yaml through CRAWLER_CONFIG, and a bad one exits 2 with
+    file:line: field: problem."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("feeds:\n  - name: a\n    url: ftp://example.com/feed\n", encoding="utf-8")
+    result = crawler("check", env={**os.environ, "CRAWLER_CONFIG": str(bad)})
+    assert result.returncode == 2
+    assert f"{bad}:3: feeds[0].url: URL must start with http:// or https://" in result.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("feeds:\n  - name: a\n    url: https://example.com/feed\n", encoding="utf-8")
+    result = crawler("check", env={**os.environ, "CRAWLER_CONFIG": str(good)})
+    assert result.returncode == 0 and "OK: 1 feeds" in result.stdout
