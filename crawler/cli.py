@@ -110,10 +110,9 @@ def _with_storage(args: argparse.Namespace, config: Config) -> int:
 
 
 def _check(config: Config) -> int:
-    console = Console()
     enabled = sum(1 for s in config.sources if s.enabled)
-    console.print(f"{config.path}: OK: {len(config.sources)} feeds ({enabled} enabled), "
-                  f"{len(config.outputs)} outputs", highlight=False)
+    print(f"{config.path}: OK: {len(config.sources)} feeds ({enabled} enabled), "
+          f"{len(config.outputs)} outputs")
     return 0
 
 
