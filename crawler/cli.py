@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from storage import Storage
 
 log = logging.getLogger("crawler")
+STDERR = Console(stderr=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,9 +61,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if sys.stderr.isatty():
+        # Through rich, so log lines print above a progress bar instead of breaking it.
+        from rich.logging import RichHandler
+
+        logging.basicConfig(level=level, format="%(name)s: %(message)s",
+                            handlers=[RichHandler(console=STDERR, show_path=False)])
+    else:
+        logging.basicConfig(level=level, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     err = Console(stderr=True)
@@ -129,7 +137,7 @@ def _crawl(config: Config, storage: Storage, names: list[str], *, as_json: bool)
     crawler = Crawler(config, storage)
     progress = Progress(TextColumn("crawling"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.description}"),
-                        console=Console(stderr=True), transient=True,
+                        console=STDERR, transient=True,
                         disable=as_json or not sys.stderr.isatty())
     task = progress.add_task("", total=None)
 
