@@ -54,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("names", nargs="*", metavar="NAME", help="source names from feeds.yaml")
     crawl.add_argument("--json", action="store_true",
                        help="print the totals as one JSON line instead of a table")
+    export = commands.add_parser(
+        "export", parents=[common], help="write stored articles in an archive format",
+        description="Write the articles of an output as Jekyll posts (one .md file each), in "
+                    "the shape that a `format: jekyll` source reads back.")
+    export.add_argument("archive_format", choices=["jekyll"], metavar="FORMAT",
+                        help="jekyll")
+    export.add_argument("folder", metavar="DIR", help="folder to write the posts into")
+    export.add_argument("--output", default="all", help="output name from feeds.yaml (all)")
+    export.add_argument("--limit", type=int, default=None,
+                        help="newest N articles (default: every stored article)")
     commands.add_parser("check", parents=[common], help="validate feeds.yaml")
     commands.add_parser("status", parents=[common], help="per source: last fetch, errors, next")
     return parser
@@ -103,6 +113,8 @@ def _with_storage(args: argparse.Namespace, config: Config) -> int:
             return _crawl(config, storage, args.names, as_json=args.json)
         if args.command == "status":
             return _status(storage)
+        if args.command == "export":
+            return _export(config, storage, args.folder, args.output, args.limit)
         from crawler.daemon import run_daemon
 
         host = args.host or config.settings.host
@@ -164,6 +176,32 @@ def _crawl(config: Config, storage: Storage, names: list[str], *, as_json: bool)
     else:
         console.print(_summary(outcomes))
     return 1 if errors else 0
+
+
+def _export(config: Config, storage: Storage, folder: str, output_name: str,
+            limit: int | None) -> int:
+    from pathlib import Path
+
+    from crawler.emitters.jekyll import jekyll_posts
+    from crawler.filters import sources_for_output
+    from crawler.types import FeedView
+
+    output = config.output(output_name)
+    if output is None:
+        names = ", ".join(o.name for o in config.outputs)
+        print(f"no output named {output_name!r} (known: {names})", file=sys.stderr)
+        return 2
+    articles = storage.articles_for_output(sources_for_output(config, output),
+                                           limit or 10_000_000)
+    view = FeedView(name=output.name, title=output.title, description=output.description,
+                    self_url="", home_url="", articles=articles)
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    posts = jekyll_posts(view)
+    for name, content in posts.items():
+        (target / name).write_bytes(content)
+    print(f"wrote {len(posts)} posts to {target}")
+    return 0
 
 
 def _summary(outcomes: list[CrawlOutcome]) -> Table:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from crawler.errors import ConfigError
-from crawler.types import FEED_FORMATS, Config, Output, Settings, Source
+from crawler.types import FEED_FORMATS, LOCAL_FORMATS, Config, Output, Settings, Source
 
 DEFAULT_PATH = "feeds.yaml"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -186,7 +186,7 @@ def parse(text: str, path: str = DEFAULT_PATH, env: dict[str, str] | None = None
     spec = {key: _Field(dict if key == "settings" else list) for key in TOP_FIELDS}
     top = check.mapping(root, "", spec, loader)
     settings = _settings(check, top, loader)
-    sources = _sources(check, top, loader)
+    sources = _sources(check, top, loader, Path(path).resolve().parent)
     outputs = _outputs(check, top, loader, {s.name for s in sources}, sources)
     if "feeds" not in top and not check.problems:
         check.problem(root, "feeds", "missing: the file needs a 'feeds' list")
@@ -253,7 +253,8 @@ def _check_name(check: _Checker, found: dict[str, tuple[Any, yaml.Node]], where:
 
 
 def _sources(
-    check: _Checker, top: dict[str, tuple[Any, yaml.Node]], loader: yaml.SafeLoader
+    check: _Checker, top: dict[str, tuple[Any, yaml.Node]], loader: yaml.SafeLoader,
+    config_dir: Path,
 ) -> tuple[Source, ...]:
     if "feeds" not in top:
         return ()
@@ -265,7 +266,13 @@ def _sources(
         found = check.mapping(node, where, SOURCE_FIELDS, loader)
         _check_name(check, found, where, in_url=False)
         check.positive(found, "interval", where)
-        if "url" in found:
+        local = found.get("format", ("feed", None))[0] in LOCAL_FORMATS
+        if "url" in found and local:
+            folder = (config_dir / found["url"][0].strip()).resolve()
+            if not folder.is_dir():
+                check.problem(found["url"][1], f"{where}.url", f"no such folder: {folder}")
+            found["url"] = (str(folder), found["url"][1])
+        elif "url" in found:
             why = _valid_url(found["url"][0])
             if why:
                 check.problem(found["url"][1], f"{where}.url", why)

@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 
 from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
 from crawler.fetch import fetch, make_client
+from crawler.local import read_folder
 from crawler.process import articles_from_body
-from crawler.types import CachingInfo, Config, CrawlOutcome, Fetched, Source
+from crawler.types import LOCAL_FORMATS, CachingInfo, Config, CrawlOutcome, Fetched, Source
 from storage import Storage
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,12 @@ class Crawler:
     async def _fetch_and_store(self, client: Any, source: Source, interval: int,
                                caching: CachingInfo) -> CrawlOutcome:
         settings = self.config.settings
-        result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
-                             deadline=settings.timeout)
+        if source.format in LOCAL_FORMATS:
+            result = await asyncio.to_thread(read_folder, source.url, caching,
+                                             max_bytes=settings.max_bytes)
+        else:
+            result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
+                                 deadline=settings.timeout)
         now = self.now()
         if not isinstance(result, Fetched):
             self._unchanged.append(

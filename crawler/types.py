@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-FEED_FORMATS = ("feed",)
+FEED_FORMATS = ("feed", "jekyll")
+LOCAL_FORMATS = ("jekyll",)  #: formats whose url is a folder on this machine, not a URL
 
 
 def _require_utc(name: str, value: datetime | None) -> None:

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from crawler.parsers.feed import parse_feed
+from crawler.parsers.jekyll import parse_jekyll_folder
 from crawler.types import ParsedFeed
 
 Parser = Callable[[bytes, str | None, str, datetime], ParsedFeed]
 
 PARSERS: dict[str, Parser] = {
     "feed": parse_feed,
+    "jekyll": parse_jekyll_folder,
 }
 
 
