@@ -12,6 +12,7 @@ in one transaction, so a crash or SIGTERM never leaves half a feed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import random
@@ -19,6 +20,7 @@ import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from typing import Any, TypeVar
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
 from crawler.fetch import fetch, make_client
 from crawler.local import read_folder
-from crawler.process import articles_from_body
+from crawler.process import articles_from_body, limit_worker_memory
 from crawler.types import LOCAL_FORMATS, CachingInfo, Config, CrawlOutcome, Fetched, Source
 from storage import Storage
 
@@ -65,7 +67,8 @@ class Crawler:
         # One writer thread: SQLite has one writer anyway, and the event loop never blocks.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawler-db")
         self._pool: ProcessPoolExecutor | None = None
-        self._unchanged: list[tuple[str, CachingInfo, datetime]] = []  #: 304s not yet written
+        #: sources found unchanged (304, or the same body again), not yet written
+        self._unchanged: list[tuple[str, CachingInfo, datetime, int]] = []
 
     def close(self) -> None:
         if self._pool is not None:
@@ -78,7 +81,8 @@ class Crawler:
             count = self.config.settings.parse_workers or os.cpu_count() or 1
             # forkserver: forking a process that runs threads (httpx, the db thread) is unsafe.
             self._pool = ProcessPoolExecutor(max_workers=count,
-                                             mp_context=get_context("forkserver"))
+                                             mp_context=get_context("forkserver"),
+                                             initializer=limit_worker_memory)
         return self._pool
 
     def _kill_workers(self) -> None:
@@ -189,9 +193,18 @@ class Crawler:
             result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
                                  deadline=settings.timeout)
         now = self.now()
-        if not isinstance(result, Fetched):
-            self._unchanged.append(
-                (source.name, result.caching, next_check_after_success(now, interval)))
+        if isinstance(result, Fetched):
+            digest = hashlib.sha256(result.body).hexdigest()
+            caching_now = replace(result.caching, body_hash=digest)
+            if digest == caching.body_hash:  # the same bytes as last time: nothing to parse
+                self._unchanged.append((source.name, caching_now,
+                                        next_check_after_success(now, interval), result.status))
+                return CrawlOutcome(source=source.name, not_modified=True, status=result.status)
+            result = replace(result, caching=caching_now)
+        else:
+            self._unchanged.append((source.name, replace(result.caching,
+                                                         body_hash=caching.body_hash),
+                                    next_check_after_success(now, interval), 304))
             return CrawlOutcome(source=source.name, not_modified=True, status=304)
         articles, warnings = await self._parse(source, result, now)
         stored = await asyncio.shield(self._in(self._db, lambda: self.storage.record_success(

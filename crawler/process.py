@@ -6,8 +6,10 @@ round-trip to a worker carries one feed. The result is plain data, cheap to pick
 
 from __future__ import annotations
 
+import resource
 from datetime import datetime
 
+from crawler.errors import ParseError
 from crawler.normalize import normalize
 from crawler.parsers import parser_for
 from crawler.types import Article
@@ -17,6 +19,27 @@ def articles_from_body(
     format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime
 ) -> tuple[tuple[Article, ...], tuple[str, ...]]:
     """Return (articles, warnings); raises ParseError for a body that is not a feed."""
+    try:
+        return _articles(format_name, body, content_type, base_url, now)
+    except MemoryError as exc:
+        raise ParseError(f"parsing needed more than {WORKER_MEMORY >> 20} MiB") from exc
+    except RecursionError as exc:
+        raise ParseError("the document is nested too deeply to parse") from exc
+
+
+WORKER_MEMORY = 1536 << 20  #: address space a parse worker may use
+
+
+def limit_worker_memory() -> None:
+    """Pool initializer: a hostile document fails its own parse, not the machine."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or hard > WORKER_MEMORY:
+        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, hard))
+
+
+def _articles(
+    format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime
+) -> tuple[tuple[Article, ...], tuple[str, ...]]:
     parsed = parser_for(format_name)(body, content_type, base_url, now)
     articles: dict[str, Article] = {}
     for item in parsed.items:

@@ -80,6 +80,9 @@ class CachingInfo:
 
     etag: str | None = None
     last_modified: str | None = None
+    #: sha256 of the last body parsed: a server that sends no validators (or new ones for
+    #: the same bytes) still costs no parse when nothing changed
+    body_hash: str | None = None
 
 
 @dataclass(frozen=True)

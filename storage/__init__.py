@@ -82,19 +82,19 @@ class Storage:
 
     def record_not_modified(self, name: str, *, now: datetime, next_check: datetime,
                             caching: CachingInfo) -> None:
-        self.record_not_modified_many([(name, caching, next_check)], now=now)
+        self.record_not_modified_many([(name, caching, next_check, 304)], now=now)
 
     def record_not_modified_many(
-        self, unchanged: Sequence[tuple[str, CachingInfo, datetime]], *, now: datetime
+        self, unchanged: Sequence[tuple[str, CachingInfo, datetime, int]], *, now: datetime
     ) -> None:
         """304s carry no articles, so many share one transaction (a warm round is mostly
         304s, and a commit per source would be most of its cost)."""
         if not unchanged:
             return
         with self._transaction(f"recording {len(unchanged)} 304s") as conn:
-            for name, caching, next_check in unchanged:
+            for name, caching, next_check, status in unchanged:
                 sources.record_outcome(conn, self._source_id(conn, name), now=now,
-                                       next_check=next_check, status=304, error=None,
+                                       next_check=next_check, status=status, error=None,
                                        caching=caching)
 
     def record_error(self, name: str, error: str, *, now: datetime, status: int | None,

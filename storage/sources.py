@@ -41,7 +41,8 @@ def sync_sources(conn: Connection, sources: Sequence[Source], now: datetime) -> 
         if "url" in changes:
             # A new URL is a new conversation: old validators would be wrong, check now.
             conn.execute(update(state_t).where(state_t.c.source_id == row.id).values(
-                etag=None, last_modified=None, next_check_at=now, error_count=0))
+                etag=None, last_modified=None, body_hash=None, next_check_at=now,
+                error_count=0))
     gone = [row.id for name, row in existing.items() if name not in wanted and row.enabled]
     if gone:
         conn.execute(update(sources_t).where(sources_t.c.id.in_(gone)).values(enabled=False))
@@ -56,12 +57,13 @@ def caching_infos(conn: Connection, names: Sequence[str]) -> dict[str, CachingIn
     found: dict[str, CachingInfo] = {}
     for start in range(0, len(names), 500):
         rows = conn.execute(
-            select(sources_t.c.name, state_t.c.etag, state_t.c.last_modified)
+            select(sources_t.c.name, state_t.c.etag, state_t.c.last_modified,
+                   state_t.c.body_hash)
             .join(sources_t, sources_t.c.id == state_t.c.source_id)
             .where(sources_t.c.name.in_(list(names[start:start + 500])))
         )
-        found.update({r.name: CachingInfo(etag=r.etag, last_modified=r.last_modified)
-                      for r in rows})
+        found.update({r.name: CachingInfo(etag=r.etag, last_modified=r.last_modified,
+                                          body_hash=r.body_hash) for r in rows})
     return found
 
 
@@ -113,7 +115,8 @@ def record_outcome(
     if error is None:
         values.update(last_error=None, error_count=0, last_success_at=now)
         if caching is not None:
-            values.update(etag=caching.etag, last_modified=caching.last_modified)
+            values.update(etag=caching.etag, last_modified=caching.last_modified,
+                          body_hash=caching.body_hash)
     else:
         values.update(last_error=error[:2000], error_count=state_t.c.error_count + 1)
     conn.execute(update(state_t).where(state_t.c.source_id == source).values(**values))

@@ -55,6 +55,7 @@ class FetchStateRow(SQLModel, table=True):
     source_id: int = Field(primary_key=True, foreign_key="sources.id", ondelete="CASCADE")
     etag: str | None = Field(default=None, sa_type=Text)
     last_modified: str | None = Field(default=None, max_length=100)
+    body_hash: str | None = Field(default=None, max_length=64)
     last_fetch_at: datetime | None = Field(default=None, sa_column=_utc_column())
     last_success_at: datetime | None = Field(default=None, sa_column=_utc_column())
     last_status: int | None = None

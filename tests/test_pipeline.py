@@ -161,3 +161,37 @@ def test_retry_after_is_honoured(tmp_path: Path, db: Storage) -> None:
         server.server_close()
     assert outcome.status == 429 and "retry after 172800 s" in outcome.error
     assert db.statuses()[0].next_check_at >= datetime.now(UTC) + timedelta(days=1, hours=23)
+
+
+def test_same_body_without_validators_is_not_parsed_again(tmp_path: Path, db: Storage) -> None:
+    """A server that sends no ETag or Last-Modified: the same bytes again count as unchanged."""
+    import http.server
+    import threading
+
+    body = (HOSTILE / "shape/ok_baseline.xml").read_bytes()
+
+    class NoValidators(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoValidators)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = load(tmp_path, {"plain": f"http://127.0.0.1:{server.server_address[1]}/f"})
+        db.sync_sources(config.sources, datetime.now(UTC))
+        first = crawl(config, db)["plain"]
+        second = crawl(config, db)["plain"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert first.new == 3 and not first.not_modified
+    assert second.not_modified and second.status == 200 and second.new == 0
+    assert db.statuses()[0].last_status == 200
