@@ -102,4 +102,5 @@ def normalize(item: ParsedItem, base_url: str) -> Article:
         tags=tuple(dict.fromkeys(plain_text(t)[:100] for t in item.tags if plain_text(t)))[:20],
         # "form-action" and "formaction" fold alike; only a body of some length identifies.
         distinctive_text=len(folded_text) >= DISTINCTIVE_CHARS,
+        metadata=tuple((k, plain_text(v)[:500]) for k, v in item.metadata),
     )

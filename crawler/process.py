@@ -9,6 +9,7 @@ from __future__ import annotations
 import resource
 from datetime import datetime
 
+from crawler.cleaners import clean
 from crawler.errors import ParseError
 from crawler.normalize import normalize
 from crawler.parsers import parser_for
@@ -43,7 +44,7 @@ def _articles(
     parsed = parser_for(format_name)(body, content_type, base_url, now)
     articles: dict[str, Article] = {}
     for item in parsed.items:
-        article = normalize(item, base_url)
+        article = normalize(clean(item), base_url)
         # One identity, one article: the first occurrence in the document wins.
         articles.setdefault(article.item_key, article)
     return tuple(articles.values()), parsed.warnings

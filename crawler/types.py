@@ -115,6 +115,8 @@ class ParsedItem:
     published: datetime | None
     updated: datetime | None
     tags: tuple[str, ...] = ()
+    #: what a cleaner took out of the text and kept: dateline, credit, publication_code
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)
@@ -146,6 +148,7 @@ class Article:
     tags: tuple[str, ...] = ()
     #: long enough that equal hashes mean the same story, not two one-word stubs
     distinctive_text: bool = True
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)
@@ -171,6 +174,7 @@ class StoredArticle:
     updated: datetime
     tags: tuple[str, ...]
     sources: tuple[SourceRef, ...]
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)

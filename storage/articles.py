@@ -143,6 +143,7 @@ def _article_values(article: Article, now: datetime) -> dict[str, Any]:
         "summary": article.summary,
         "author": article.author,
         "tags": json.dumps(list(article.tags), ensure_ascii=False),
+        "extra": json.dumps(dict(article.metadata), ensure_ascii=False),
         "published_at": published,
         "updated_at": article.updated or published,
         "first_seen_at": now,
@@ -178,6 +179,7 @@ def articles_for_output(
             uid=r.uid, title=r.title, link=r.link, content_html=r.content_html,
             summary=r.summary, author=r.author, published=r.published_at,
             updated=r.updated_at, tags=tuple(json.loads(r.tags)), sources=tuple(refs[r.id]),
+            metadata=tuple(json.loads(r.extra).items()),
         )
         for r in rows
     )

@@ -80,6 +80,7 @@ class ArticleRow(SQLModel, table=True):
     summary: str = Field(sa_type=Text)
     author: str | None = Field(default=None, sa_type=Text)
     tags: str = Field(default="[]", sa_type=Text)  #: JSON list
+    extra: str = Field(default="{}", sa_type=Text)  #: JSON object: dateline, credit, ...
     published_at: datetime = Field(sa_column=_utc_column(nullable=False))
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
     first_seen_at: datetime = Field(sa_column=_utc_column(nullable=False))

@@ -171,7 +171,7 @@ def test_same_body_without_validators_is_not_parsed_again(tmp_path: Path, db: St
     body = (HOSTILE / "shape/ok_baseline.xml").read_bytes()
 
     class NoValidators(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/rss+xml")
             self.send_header("Content-Length", str(len(body)))

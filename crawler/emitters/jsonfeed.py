@@ -31,6 +31,8 @@ def emit_json(view: FeedView) -> bytes:
             "sources": [{"name": s.name, "feed_url": s.url, "url": s.link}
                         for s in article.sources],
         }
+        if article.metadata:
+            item["_crawler"]["metadata"] = dict(article.metadata)
         items.append(item)
     document = {
         "version": "https://jsonfeed.org/version/1.1",

@@ -1,0 +1,97 @@
+"""Cleaners: a ParsedItem → the same item with its site's boilerplate removed.
+
+Which rules apply follows from the article link's domain (so a CNA story is cleaned the same
+from CNA's feed, from feedx or from a Jekyll archive); feedx's footer is removed from any
+item that carries it. Rules are data, one module per site (:class:`SiteRules`); this module
+only applies them. Sanitizing happens later, once, in crawler.normalize.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from bs4 import BeautifulSoup, Tag
+
+from crawler.cleaners import cna, feedx, rfi
+from crawler.cleaners.rules import SiteRules, TextRule
+from crawler.types import ParsedItem
+
+_BETWEEN_TAGS = re.compile(r">\s{2,}<")
+SITES: tuple[SiteRules, ...] = (cna.RULES, rfi.RULES)
+ALWAYS: tuple[SiteRules, ...] = (feedx.RULES,)
+
+
+def rules_for(link: str | None) -> tuple[SiteRules, ...]:
+    host = (urlsplit(link).hostname or "") if link else ""
+    site = tuple(r for r in SITES if any(host == d or host.endswith("." + d) for d in r.domains))
+    return site + ALWAYS
+
+
+def clean(item: ParsedItem) -> ParsedItem:
+    html = item.content_html or item.summary_html
+    applicable = [r for r in rules_for(item.link) if r.applies_to(html)]
+    if not html or not applicable:
+        return item
+    soup = BeautifulSoup(html, "lxml")
+    tags = list(item.tags)
+    metadata = dict(item.metadata)
+    for rules in applicable:
+        for selector in rules.keyword_selectors:
+            tags += [t.get_text(" ", strip=True) for t in soup.select(selector)]
+        for selector in rules.drop_selectors:
+            for element in soup.select(selector):
+                _drop(element, rules.drop_before)
+        for text_rule in rules.text_rules:
+            _apply_text_rule(soup, text_rule, metadata)
+        _drop_empty(soup, rules.drop_empty)
+    _promote_lazy_images(soup)
+    body = soup.body or soup
+    # Space left where blocks were cut collapses, so a second pass finds nothing to change.
+    cleaned = _BETWEEN_TAGS.sub("> <", "".join(str(c) for c in body.contents)).strip()
+    item = replace(item, tags=tuple(dict.fromkeys(t for t in tags if t)),
+                   metadata=tuple(sorted(metadata.items())))
+    if item.content_html:
+        return replace(item, content_html=cleaned)
+    return replace(item, summary_html=cleaned)
+
+
+def _drop(element: Tag, before: tuple[str, ...]) -> None:
+    """Remove an element, and the separators (<hr>, <br>) that only introduced it."""
+    previous = element.find_previous_sibling()
+    while previous is not None and previous.name in before:
+        following = previous.find_previous_sibling()
+        previous.decompose()
+        previous = following
+    element.decompose()
+
+
+def _promote_lazy_images(soup: BeautifulSoup) -> None:
+    """<img data-src> (lazy loading) shows nothing in a reader: make it a real src."""
+    for img in soup.find_all("img"):
+        lazy = img.get("data-src") or img.get("data-original")
+        if lazy and not img.get("src"):
+            img["src"] = lazy
+
+
+def _drop_empty(soup: BeautifulSoup, names: tuple[str, ...]) -> None:
+    while names:
+        empty = [t for t in soup.find_all(names)
+                 if t.find(True) is None and not t.get_text(strip=True)]
+        if not empty:
+            return
+        for tag in empty:
+            tag.decompose()
+
+
+def _apply_text_rule(soup: BeautifulSoup, rule: TextRule, metadata: dict[str, str]) -> None:
+    for node in list(soup.find_all(string=re.compile(rule.pattern.pattern))):
+        text = str(node)
+        match = rule.pattern.search(text)
+        if match is None:
+            continue
+        if rule.field and rule.field not in metadata:
+            metadata[rule.field] = match.group(rule.group).strip()
+        if rule.remove:
+            node.replace_with(text[:match.start()] + text[match.end():])

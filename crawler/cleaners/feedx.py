@@ -1,0 +1,16 @@
+"""feedx.net full-text feeds: the promotion footer it appends to some items (not all).
+
+Seen as ``<br><hr><div>获取更多RSS：<br><a href="https://feedx.net">…</a> <br>
+<a href="https://feedx.<mirror>">…</a><br></div>``; the mirror moved over the years
+(.xyz, .fun, .best, .run; .site and .co elsewhere). Fixture:
+tests/data/jekyll/jekyll_2021-01-08_cna_hk-democrats-bailed_feedx-footer.md.
+"""
+
+from crawler.cleaners.rules import SiteRules
+
+RULES = SiteRules(
+    name="feedx",
+    markers=("获取更多RSS", "獲取更多RSS"),
+    drop_selectors=("div:-soup-contains('获取更多RSS')", "div:-soup-contains('獲取更多RSS')"),
+    drop_before=("hr", "br"),
+)
