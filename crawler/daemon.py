@@ -52,7 +52,8 @@ class Daemon:
 
     async def tick(self) -> None:
         self.health.last_tick_at = datetime.now(UTC)
-        self._crawl_task = asyncio.ensure_future(self.crawler.crawl(due_only=True))
+        batch = self.config.settings.concurrency * 5
+        self._crawl_task = asyncio.ensure_future(self.crawler.crawl_due(batch))
         try:
             outcomes = await self._crawl_task
         except asyncio.CancelledError:

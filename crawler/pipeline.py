@@ -96,14 +96,27 @@ class Crawler:
     async def _in(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
+    async def crawl_due(self, batch: int, max_batches: int = 1000) -> list[CrawlOutcome]:
+        """The daemon's tick: claim due sources a batch at a time until none is due, so that
+        several daemons on one database share the work instead of one taking it all."""
+        outcomes: list[CrawlOutcome] = []
+        for _ in range(max_batches):
+            done = await self.crawl(due_only=True, limit=batch)
+            if not done:
+                break
+            outcomes += done
+        return outcomes
+
     async def crawl(
         self, names: Sequence[str] | None = None, *, due_only: bool = False,
+        limit: int = 100_000,
         on_outcome: Callable[[CrawlOutcome], None] | None = None,
         on_start: Callable[[int], None] | None = None,
     ) -> list[CrawlOutcome]:
         """Crawl the named sources (or all enabled ones); return one outcome per source."""
         claimed = await self._in(self._db, lambda: self.storage.claim(
-            now=self.now(), lease=LEASE, owner=self.owner, names=names, due_only=due_only))
+            now=self.now(), lease=LEASE, owner=self.owner, names=names, due_only=due_only,
+            limit=limit))
         if on_start is not None:
             on_start(len(claimed))
         if not claimed:
@@ -136,7 +149,8 @@ class Crawler:
                 if unfinished:  # cancelled mid-crawl: let another worker or tick take them
                     await asyncio.shield(self._in(self._db, self.storage.release, unfinished,
                                                   self.owner))
-        return sorted(outcomes, key=lambda o: claimed.index(o.source))
+        order = {name: index for index, name in enumerate(claimed)}
+        return sorted(outcomes, key=lambda o: order[o.source])
 
     async def _flush_unchanged(self) -> None:
         batch, self._unchanged = self._unchanged, []

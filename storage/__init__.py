@@ -58,10 +58,11 @@ class Storage:
             return sources.caching_infos(conn, names)
 
     def claim(self, *, now: datetime, lease: timedelta, owner: str,
-              names: Sequence[str] | None = None, due_only: bool = True) -> list[str]:
+              names: Sequence[str] | None = None, due_only: bool = True,
+              limit: int = 100_000) -> list[str]:
         with self._transaction("claiming sources") as conn:
             return sources.claim(conn, now=now, lease=lease, owner=owner, names=names,
-                                 due_only=due_only)
+                                 due_only=due_only, limit=limit)
 
     def release(self, names: Sequence[str], owner: str) -> None:
         if names:

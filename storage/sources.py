@@ -69,7 +69,7 @@ def caching_infos(conn: Connection, names: Sequence[str]) -> dict[str, CachingIn
 
 def claim(
     conn: Connection, *, now: datetime, lease: timedelta, owner: str,
-    names: Sequence[str] | None = None, due_only: bool = True, limit: int = 10_000,
+    names: Sequence[str] | None = None, due_only: bool = True, limit: int = 100_000,
 ) -> list[str]:
     """Lease sources to this worker; a source leased by another live worker is skipped.
 

@@ -155,3 +155,22 @@ def test_unknown_source_is_a_storage_error(two_sources: Storage) -> None:
     """Recording for a source the database does not know is a clear StorageError."""
     with pytest.raises(StorageError, match="no source named 'zzz'"):
         store(two_sources, "zzz", solidot()[:1])
+
+
+def test_concurrent_claims_never_share_a_source(storage: Storage) -> None:
+    """Eight workers claiming at the same moment get disjoint sets that cover every source."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage.sync_sources([Source(f"s{i:03d}", f"https://e.example/{i}") for i in range(200)], NOW)
+
+    def claim(owner: str) -> list[str]:
+        got: list[str] = []
+        for _ in range(5):  # bounded: a worker asks a few times, as ticks would
+            got += storage.claim(now=NOW, lease=timedelta(minutes=10), owner=owner, limit=10)
+        return got
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(claim, [f"w{i}" for i in range(8)]))
+    claimed = [name for result in results for name in result]
+    assert len(claimed) == len(set(claimed)) == 200
+    assert sum(1 for result in results if result) > 1  # the work was shared
