@@ -54,6 +54,7 @@ import argparse
 import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import os
 import platform
@@ -64,6 +65,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -78,14 +80,8 @@ KIT_FILES = ("run_bench.py", "benchlib.py", "gen_corpus.py", "feedserver.py", "r
              "peers/httpx_floor.py", "peers/sqlite_floor.py")
 PEER_IMPORTS = "import feedparser, fastfeedparser, reader, sgmllib, httpx, lxml, bs4, yaml, zhconv"
 PR_SET_CHILD_SUBREAPER = 36
-# --shim-304: run our CLI with httpx's Response.is_redirect meaning "301/302/303/307/308 with
-# a Location" (httpx >= 0.28 says True for every 3xx, 304 included, and crawler/fetch.py
-# tests is_redirect before 304, so every 304 becomes an error). Product code is untouched.
-SHIM_304 = (
-    "import sys, httpx; "
-    "httpx.Response.is_redirect = property(lambda self: self.has_redirect_location); "
-    "from crawler.cli import main; sys.exit(main())"
-)
+CODE_PACKAGES = ("crawler", "storage")  # what pyproject.toml installs
+RUN_CLI = "import sys; from crawler.cli import main; sys.exit(main())"
 TIME_BIN = "/usr/bin/time"
 
 
@@ -208,10 +204,23 @@ def _rss_kb(pid: int) -> int:
         return 0
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has been busy since boot (all cores, from /proc/stat)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    busy = sum(fields[:3]) + sum(fields[5:8])
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _become_subreaper() -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        result: int = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        return result == 0
     except (OSError, AttributeError):
         return False
 
@@ -248,6 +257,7 @@ def _last_json(text: str) -> dict[str, Any] | None:
 def cmd_round(a: argparse.Namespace) -> int:
     """One round of our CLI, as the kit's contender command (see the module docstring)."""
     started = time.monotonic()
+    busy_start = busy_cpu_s()
     workdir = Path(a.workdir)
     rounds = a.rounds.split(",")
     if a.round not in rounds:
@@ -270,14 +280,20 @@ def cmd_round(a: argparse.Namespace) -> int:
     stdout_path = workdir / f"crawler-{a.round}.stdout"
     stderr_path = workdir / f"crawler-{a.round}.stderr"
     args = ["--config", str(config), "crawl", "--json"]
-    if a.shim_304:
-        cmd = [str(Path(a.crawler).parent / "python"), "-c", SHIM_304, *args]
+    if a.code_path:
+        # A frozen copy of the code, first on sys.path (the forkserver workers inherit it),
+        # run by the project's venv python: the editable install's finder comes after it.
+        # -P: no current directory on sys.path (run from the repo root, it would shadow the
+        # copy, in the workers too, since forkserver passes the parent's sys.path on).
+        cmd = [a.python, "-P", "-c", RUN_CLI, *args]
+        env["PYTHONPATH"] = os.pathsep.join(
+            [a.code_path, *filter(None, [env.get("PYTHONPATH")])])
     else:
         cmd = [a.crawler, *args]
     peak_tree_kb = 0
     timed_out = False
     with open(stdout_path, "wb") as out_fh, open(stderr_path, "wb") as err_fh:
-        child = subprocess.Popen(cmd, stdout=out_fh, stderr=err_fh, env=env,
+        child = subprocess.Popen(cmd, stdout=out_fh, stderr=err_fh, env=env, cwd=workdir,
                                  start_new_session=True)
         deadline = started + a.round_timeout
         while child.poll() is None:
@@ -302,14 +318,20 @@ def cmd_round(a: argparse.Namespace) -> int:
     result = _last_json(stdout_text)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     me = resource.getrusage(resource.RUSAGE_SELF)
+    busy = busy_cpu_s() - busy_start
+    tree_cpu = children.ru_utime + children.ru_stime
+    wrapper_cpu = me.ru_utime + me.ru_stime
     line: dict[str, Any] = dict(result or {})
     line.update({
-        "round": a.round, "crawler_rc": rc, "shim_304": a.shim_304, "timed_out": timed_out,
+        "round": a.round, "crawler_rc": rc, "timed_out": timed_out,
         "subreaper": subreaper,
-        "tree_cpu_s": round(children.ru_utime + children.ru_stime, 3),
+        "tree_cpu_s": round(tree_cpu, 3),
         "tree_peak_rss_mb": round(peak_tree_kb / 1024, 1),
         "largest_process_rss_mb": round(children.ru_maxrss / 1024, 1),
-        "wrapper_cpu_s": round(me.ru_utime + me.ru_stime, 3),
+        "wrapper_cpu_s": round(wrapper_cpu, 3),
+        # Busy CPU of the machine during this round that is not ours (the feed server's
+        # own share, ~0.5 s at 1,000 feeds, is in it): other load skews the figures.
+        "other_cpu_s": round(busy - tree_cpu - wrapper_cpu, 2),
         "convert_s": round(convert_s, 3),
         "crawler_wall_s": round(time.monotonic() - started, 3),
         "stderr_lines": len(stderr_text.splitlines()),
@@ -399,6 +421,78 @@ def rel(path: Path) -> str:
     return str(path)
 
 
+def _tree_sha256(root: Path) -> str:
+    digest = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(root)).encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def snapshot_code(mode: str, dest_root: Path) -> dict[str, Any]:
+    """Freeze the code to measure: the editable install is live, and edits made while a
+    run goes on would otherwise be measured half-way. `worktree` copies crawler/ and
+    storage/ as they are now; any other value is a git revision, exported with git archive."""
+    if mode == "live":
+        return {"mode": "live", "path": None, "tree_sha256": _tree_sha256(REPO)}
+    if mode == "worktree":
+        sha = _tree_sha256(REPO)
+        dest = dest_root / f"worktree-{sha[:12]}"
+        if not dest.exists():
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            for package in CODE_PACKAGES:
+                shutil.copytree(REPO / package, tmp / package,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            tmp.rename(dest)
+        return {"mode": "worktree", "path": str(dest), "tree_sha256": sha}
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{mode}^{{commit}}"],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise SystemExit(f"--code {mode}: not a git revision of this repository")
+    commit = done.stdout.strip()
+    dest = dest_root / f"rev-{commit[:12]}"
+    if not dest.exists():
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit,
+                                  *CODE_PACKAGES], capture_output=True, check=True, timeout=120)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        tmp.rename(dest)
+    return {"mode": "revision", "revision": mode, "commit": commit, "path": str(dest),
+            "tree_sha256": _tree_sha256(dest)}
+
+
+def git_revision() -> str:
+    """`git describe --always --dirty` of the repo: the code measured (it is installed editable)."""
+    try:
+        done = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return done.stdout.strip() or "?"
+
+
+def _revision_text(revision: dict[str, str]) -> str:
+    start, end = revision.get("start", "?"), revision.get("end", "?")
+    return f"`{start}`" if start == end else f"`{start}` → `{end}` (changed during the run)"
+
+
+def _code_text(summary: dict[str, Any]) -> str:
+    code = summary.get("code", {})
+    where = _revision_text(summary.get("revision", {}))
+    sha = code.get("tree_sha256", "?")[:12]
+    if code.get("mode") == "revision":
+        return f"commit `{code['commit'][:12]}` ({code['revision']}), sources {sha}"
+    if code.get("mode") == "worktree":
+        return f"working tree frozen at the start (repo at {where}), sources {sha}"
+    return f"the live editable install (repo at {where}), sources {sha} at the start"
+
+
 def machine() -> dict[str, Any]:
     cpu = "?"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
@@ -426,12 +520,13 @@ def contender_template(a: argparse.Namespace, log_dir: Path) -> str:
     parts = [
         _lit(sys.executable), _lit(Path(__file__).resolve()), "round",
         "--round", "{round}", "--feeds-yaml", "{feeds_yaml}", "--workdir", "{workdir}",
-        "--db", "{db}", "--crawler", _lit(a.crawler), "--concurrency", str(a.concurrency),
+        "--db", "{db}", "--crawler", _lit(a.crawler),
+        "--python", _lit(Path(a.crawler).parent / "python"), "--concurrency", str(a.concurrency),
         "--timeout", f"{a.fetch_timeout:g}", "--rounds", _lit(a.rounds),
         "--round-timeout", f"{a.round_timeout:g}", "--log-dir", _lit(log_dir),
     ]
-    if a.shim_304:
-        parts.append("--shim-304")
+    if a.code_path:
+        parts += ["--code-path", _lit(a.code_path)]
     return " ".join(parts)
 
 
@@ -466,6 +561,22 @@ def _stop_server_pid(pid_file: Path) -> None:
             os.kill(pid, signal.SIGTERM)
 
 
+def wait_quiet(max_wait: float, window: float = 5.0, threshold: float = 0.15) -> bool:
+    """Wait (at most max_wait s) for a window in which the machine is busy less than
+    threshold of one core; True if found. The machine is shared with other sessions."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = busy_cpu_s()
+        time.sleep(window)
+        cores_busy = (busy_cpu_s() - before) / window
+        if cores_busy < threshold:
+            return True
+        if time.monotonic() + window > deadline:
+            log(f"the machine is still busy ({cores_busy:.2f} cores); starting anyway")
+            return False
+        log(f"waiting for a quiet machine ({cores_busy:.2f} cores busy by others)")
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     t_start = time.monotonic()
     rounds = a.rounds.split(",")
@@ -483,6 +594,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     py = ensure_venv(out / "venv", kit / "requirements.txt", a.python)
     corpus = ensure_corpus(py, kit, out / "corpus", a.feeds, a.items, a.seed, a.total_timeout)
 
+    revision_start = git_revision()
+    code = snapshot_code(a.code, out / "code")
+    a.code_path = code["path"]
+    log(f"measuring our code: {a.code}"
+        + (f" (frozen in {rel(Path(code['path']))})" if code["path"] else " (editable install)"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = a.name or f"ingest-n{a.feeds}-i{a.items}-s{a.seed}-r{a.runs}-{stamp}"
     results = out / "results" / f"{name}.json"
@@ -499,6 +615,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     log(f"corpus {rel(corpus)}; running the kit: {a.runs} run(s) x (reader, {a.contender_name})")
     log(f"contender command: {template}")
     remaining = a.total_timeout - (time.monotonic() - t_start)
+    if a.quiet_wait > 0:
+        wait_quiet(a.quiet_wait)
+    busy_start, load_start = busy_cpu_s(), os.getloadavg()
     proc = subprocess.Popen(cmd, cwd=str(kit), env=env, start_new_session=True)
     with stopping(proc, out / "tmp"):
         try:
@@ -509,13 +628,26 @@ def cmd_run(a: argparse.Namespace) -> int:
     if rc != 0 or not results.exists():
         log(f"the kit's runner failed (rc={rc}); partial results, if any: {rel(results)}")
         return rc or 1
+    busy = busy_cpu_s() - busy_start
     data = json.loads(results.read_text())
     summary = summarize(data, a, rounds)
+    summary["interference"] = interference(data, busy, load_start)
+    other = summary["interference"]
+    if other["other_share"] > 0.05 and other["other_cpu_s"] > 5:
+        log(f"warning: other programs used {summary['interference']['other_cpu_s']:.1f} CPU-s "
+            "during the run: the machine was not quiet; figures are skewed")
     summary["machine"] = machine()
     summary["command"] = " ".join(shlex.quote(x) for x in [
         ".venv/bin/python", "bench/ingest.py", *a.argv])
     summary["kit_results"] = rel(results)
-    summary["shim_304"] = a.shim_304
+    summary["revision"] = {"start": revision_start, "end": git_revision()}
+    summary["code"] = code
+    if code["mode"] == "live" and _tree_sha256(REPO) != code["tree_sha256"]:
+        log("warning: crawler/ or storage/ changed during the run (--code live)")
+        summary["code"]["changed_during_run"] = True
+    if summary["revision"]["start"] != summary["revision"]["end"]:
+        log("warning: the repository changed during the run: "
+            f"{revision_start} -> {summary['revision']['end']}")
     summary["elapsed_s"] = round(time.monotonic() - t_start, 1)
     table = render(summary)
     (out / "results" / f"{name}-summary.json").write_text(
@@ -553,7 +685,7 @@ def summarize(data: dict[str, Any], a: argparse.Namespace, rounds: Sequence[str]
         o = ours_all["median"].get(rnd, {})
         runs = [run[rnd] for run in ours_all["runs"] if rnd in run]
         outs = [run.get("out", {}) for run in runs]
-        row = {
+        row: dict[str, Any] = {
             "round": rnd,
             "ours": {
                 "wall_s": o.get("wall_s"), "cpu_s": o.get("cpu_s"),
@@ -583,6 +715,23 @@ def summarize(data: dict[str, Any], a: argparse.Namespace, rounds: Sequence[str]
             "corpus": size.get("corpus"), "rounds": rows}
 
 
+def interference(data: dict[str, Any], busy: float,
+                 load_start: tuple[float, float, float]) -> dict[str, Any]:
+    """CPU the machine spent during the run beyond the measured programs and the server."""
+    measured = 0.0
+    for size in data["sizes"].values():
+        for client in size.get("clients", {}).values():
+            for run in client["runs"]:
+                for rnd in run.values():
+                    measured += rnd.get("cpu_s") or 0.0
+                    measured += (rnd.get("server") or {}).get("server_cpu_s") or 0.0
+    other = max(0.0, busy - measured)
+    return {"busy_cpu_s": round(busy, 1), "measured_cpu_s": round(measured, 1),
+            "other_cpu_s": round(other, 1),
+            "other_share": round(other / measured, 3) if measured else 0.0,
+            "loadavg_at_start": [round(x, 2) for x in load_start]}
+
+
 def _fmt(value: Any, digits: int = 2) -> str:
     if value is None:
         return "–"
@@ -602,8 +751,7 @@ def render(summary: dict[str, Any]) -> str:
         f"{m.get('nproc')} cores ({m.get('cpu')}), {m.get('mem_gib')} GiB, "
         f"Python {m.get('python')}, {m.get('date')}",
         "",
-        "Our CLI ran " + ("with the 304 shim (`--shim-304`)." if summary.get("shim_304")
-                          else "as shipped (no shim)."),
+        f"Our CLI: {_code_text(summary)}.",
         "",
         "| round | program | wall s | entries/s | new entries | CPU s | peak RSS MB "
         "| errors |",
@@ -629,6 +777,13 @@ def render(summary: dict[str, Any]) -> str:
         "included). Peak RSS = the largest single process (GNU time); \"tree\" = the "
         "sampled peak of the sum over our process tree.",
     ]
+    if "interference" in summary:
+        i = summary["interference"]
+        lines += ["", f"Other load: the machine was busy {i['busy_cpu_s']:.1f} CPU-s during the "
+                  f"run, of which {i['other_cpu_s']:.1f} s ({i['other_share']:.0%} of the "
+                  f"measured programs' {i['measured_cpu_s']:.1f} s) was neither the measured "
+                  f"programs nor the feed server (load average at the start "
+                  f"{i['loadavg_at_start'][0]:.2f})."]
     return "\n".join(lines)
 
 
@@ -651,7 +806,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--round-timeout", type=float, default=900.0)
         ap.add_argument("--sample-interval", type=float, default=0.2)
         ap.add_argument("--log-dir")
-        ap.add_argument("--shim-304", action="store_true")
+        ap.add_argument("--python", help="the project's venv python (with --code-path)")
+        ap.add_argument("--code-path", help="a frozen copy of crawler/ and storage/ to run")
         return cmd_round(ap.parse_args(argv[1:]))
     ap = argparse.ArgumentParser(
         prog="ingest.py", description=__doc__.split("\n\n")[0],
@@ -677,10 +833,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--total-timeout", type=float, default=3600.0,
                     help="seconds the whole benchmark may take (3600)")
     ap.add_argument("--python", default="python3", help="python for the peers' venv")
-    ap.add_argument("--shim-304", action="store_true",
-                    help="work around our CLI's 304 bug (every 304 is taken for a redirect "
-                         "without Location) by patching httpx's Response.is_redirect at run "
-                         "time; see bench/README.md")
+    ap.add_argument("--code", default="worktree",
+                    help="the code to measure: worktree (a copy of crawler/ and storage/ taken "
+                         "at the start; default), a git revision (e.g. HEAD), or live (the "
+                         "editable install as it is during the run)")
+    ap.add_argument("--quiet-wait", type=float, default=120.0,
+                    help="wait up to this many seconds for the machine to be idle first (120)")
     a = ap.parse_args(argv)
     if not 1 <= a.runs <= 10 or a.feeds < 1 or a.items < 1:
         ap.error("--runs must be 1..10, --feeds and --items at least 1")

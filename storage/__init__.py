@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from crawler.errors import StorageError
 from crawler.types import (
@@ -25,6 +25,9 @@ from crawler.types import (
 from storage import articles, sources
 from storage.engine import make_engine
 from storage.schema import create_schema
+
+
+SYNC_LOCK = 0x73796E63  #: advisory lock key for sync_sources on PostgreSQL
 
 
 class Storage:
@@ -47,8 +50,19 @@ class Storage:
         return self.engine.dialect.name
 
     def sync_sources(self, configured: Sequence[Source], now: datetime) -> None:
-        with self._transaction("syncing sources") as conn:
-            sources.sync_sources(conn, configured, now)
+        """Daemons starting together may sync at once: PostgreSQL takes turns under an
+        advisory lock; on SQLite the loser of the race sees the rows on its retry."""
+        for attempt in range(3):
+            try:
+                with self._transaction("syncing sources") as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": SYNC_LOCK})
+                    sources.sync_sources(conn, configured, now)
+                return
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == 2:
+                    raise
 
     def caching_info(self, name: str) -> CachingInfo:
         return self.caching_infos([name]).get(name, CachingInfo())

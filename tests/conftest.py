@@ -26,7 +26,8 @@ CONTENT_TYPES = {".rss": "application/rss+xml", ".atom": "application/atom+xml",
                  ".html": "text/html; charset=utf-8"}
 
 
-def _postgres_storage() -> Iterator[Storage]:
+def _postgres_schema() -> Iterator[str]:
+    """A database URL whose connections live in a fresh schema, dropped afterwards."""
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. "
@@ -37,14 +38,26 @@ def _postgres_storage() -> Iterator[Storage]:
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    store = open_storage(scoped.render_as_string(hide_password=False))
     try:
-        yield store
+        yield scoped.render_as_string(hide_password=False)
     finally:
-        store.close()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from _postgres_schema()
+
+
+def _postgres_storage() -> Iterator[Storage]:
+    for url in _postgres_schema():
+        store = open_storage(url)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -303,3 +303,43 @@ def test_check_names_the_problem_and_honours_crawler_config(tmp_path: Path) -> N
     good.write_text("feeds:\n  - name: a\n    url: https://example.com/feed\n", encoding="utf-8")
     result = crawler("check", env={**os.environ, "CRAWLER_CONFIG": str(good)})
     assert result.returncode == 0 and "OK: 1 feeds" in result.stdout
+
+
+def test_two_daemons_on_one_postgresql_fetch_each_source_once(
+        tmp_path: Path, feed_server: Any, make_config: Any, postgres_url: str) -> None:
+    """Two `crawler run` processes sharing one PostgreSQL split the sources between them:
+    every source is fetched exactly once, and both serve every article."""
+    body = (FEEDS / "ok_baseline.rss").read_bytes()
+    feeds = {f"s{i:02d}": feed_server.add(f"/s{i:02d}.xml",
+                                          body.replace(b"news.example.test/a/",
+                                                       f"news.example.test/{i}/".encode())
+                                          .replace("測試新聞".encode(), f"新聞{i}".encode()),
+                                          "application/rss+xml")
+             for i in range(40)}
+    config = make_config(tmp_path / "feeds.yaml", "sqlite:///unused.db", feeds)
+    env = {**os.environ, "CRAWLER_DATABASE": postgres_url}
+    ports = [free_port(), free_port()]
+    logs = [(tmp_path / f"d{i}.log").open("w") for i in range(2)]
+    daemons = [subprocess.Popen(
+        [sys.executable, "-m", "crawler", "--config", str(config), "run", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env=env) for port, log in zip(ports, logs,
+                                                                            strict=True)]
+    try:
+        def all_served() -> bool:
+            return all(len(httpx.get(f"http://127.0.0.1:{port}/feeds/all.json").json()["items"])
+                       == 120 for port in ports)
+
+        assert wait_until(all_served, 90), "the daemons did not serve all 120 articles"
+        time.sleep(1)
+        assert {path: feed_server.hits.get(path) for path in feed_server.files} == \
+            {path: 1 for path in feed_server.files}
+        for daemon in daemons:
+            daemon.send_signal(signal.SIGTERM)
+        assert [daemon.wait(timeout=40) for daemon in daemons] == [0, 0]
+    finally:
+        for daemon in daemons:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(timeout=10)
+        for log in logs:
+            log.close()
