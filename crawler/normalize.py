@@ -65,7 +65,12 @@ DISTINCTIVE_CHARS = 40
 
 def fold(text: str) -> str:
     """Text without case, width, spacing or punctuation differences."""
-    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
+    # Punctuation goes first: once the fullwidth ，。「」 are out, Chinese text is almost
+    # always NFKC already, and the check is ~400 times cheaper than normalizing.
+    kept = _NOT_WORD.sub("", text)
+    if not unicodedata.is_normalized("NFKC", kept):
+        kept = _NOT_WORD.sub("", unicodedata.normalize("NFKC", kept))
+    return kept.lower()
 
 
 def content_hash(folded_title: str, folded_text: str) -> str:

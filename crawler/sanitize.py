@@ -49,7 +49,9 @@ def safe_url(value: str, base: str | None) -> str | None:
     if not value:
         return None
     try:
-        resolved = urljoin(base, value) if base else value
+        # Most URLs in feeds are absolute already; urljoin is the costly part of this.
+        absolute = value[:8].lower().startswith(("https://", "http://"))
+        resolved = urljoin(base, value) if base and not absolute else value
         parts = urlsplit(resolved)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
