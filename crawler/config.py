@@ -16,7 +16,15 @@ from urllib.parse import urlsplit
 import yaml
 
 from crawler.errors import ConfigError
-from crawler.types import FEED_FORMATS, LOCAL_FORMATS, Config, Output, Settings, Source
+from crawler.types import (
+    FEED_FORMATS,
+    LOCAL_FORMATS,
+    SITE_NAMES,
+    Config,
+    Output,
+    Settings,
+    Source,
+)
 
 DEFAULT_PATH = "feeds.yaml"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -46,6 +54,8 @@ SOURCE_FIELDS = {
     "interval": _Field(int),
     "tags": _Field(list),
     "enabled": _Field(bool),
+    "full_text": _Field(bool),
+    "site": _Field(str),
 }
 OUTPUT_FIELDS = {
     "name": _Field(str, required=True),
@@ -276,6 +286,10 @@ def _sources(
             why = _valid_url(found["url"][0])
             if why:
                 check.problem(found["url"][1], f"{where}.url", why)
+        if "site" in found and found["site"][0] not in SITE_NAMES:
+            check.problem(found["site"][1], f"{where}.site",
+                          f"no rules for site {found['site'][0]!r} "
+                          f"(known: {', '.join(SITE_NAMES)})")
         if "format" in found and found["format"][0] not in FEED_FORMATS:
             check.problem(
                 found["format"][1], f"{where}.format",
@@ -300,6 +314,8 @@ def _sources(
                 interval=found.get("interval", (None, None))[0],
                 tags=tags,
                 enabled=found.get("enabled", (True, None))[0],
+                full_text=found.get("full_text", (False, None))[0],
+                site=found.get("site", (None, None))[0],
             ))
     return tuple(sources)
 

@@ -28,8 +28,16 @@ from typing import Any, TypeVar
 from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
 from crawler.fetch import fetch, make_client
 from crawler.local import read_folder
-from crawler.process import articles_from_body, limit_worker_memory
-from crawler.types import LOCAL_FORMATS, CachingInfo, Config, CrawlOutcome, Fetched, Source
+from crawler.process import article_from_page, articles_from_body, limit_worker_memory
+from crawler.types import (
+    LOCAL_FORMATS,
+    Article,
+    CachingInfo,
+    Config,
+    CrawlOutcome,
+    Fetched,
+    Source,
+)
 from storage import Storage
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,8 @@ MAX_BACKOFF = timedelta(hours=24)
 PARSE_DEADLINE = 60.0
 LEASE = timedelta(minutes=10)
 UNCHANGED_BATCH = 100
+MAX_PAGES = 50  #: article pages fetched per source per crawl (full_text)
+PAGE_CONCURRENCY = 4  #: of those, at once: one site, so politely
 
 
 def utcnow() -> datetime:
@@ -221,6 +231,9 @@ class Crawler:
                                     next_check_after_success(now, interval), 304))
             return CrawlOutcome(source=source.name, not_modified=True, status=304)
         articles, warnings = await self._parse(source, result, now)
+        if source.full_text:
+            articles, more = await self._full_text(client, source, articles, now)
+            warnings += more
         stored = await asyncio.shield(self._in(self._db, lambda: self.storage.record_success(
             source.name, articles, now=now, next_check=next_check_after_success(now, interval),
             status=result.status, caching=result.caching)))
@@ -230,11 +243,53 @@ class Crawler:
                             unchanged=stored.unchanged, status=result.status,
                             warnings=warnings)
 
+    async def _full_text(
+        self, client: Any, source: Source, articles: tuple[Article, ...], now: datetime
+    ) -> tuple[tuple[Article, ...], tuple[str, ...]]:
+        """Replace the content of new or changed items with the article from their page.
+
+        Items already stored unchanged are not fetched again, and their content_hash stays
+        the feed's, so the next crawl still sees them as unchanged."""
+        settings = self.config.settings
+        known = await self._in(self._db, self.storage.known_items, source.name,
+                               [a.item_key for a in articles])
+        todo = [i for i, a in enumerate(articles)
+                if a.link and known.get(a.item_key) != a.content_hash][:MAX_PAGES]
+        found = list(articles)
+        warnings: list[str] = []
+        semaphore = asyncio.Semaphore(PAGE_CONCURRENCY)
+
+        async def one(index: int) -> None:
+            article = articles[index]
+            assert article.link is not None
+            try:
+                async with semaphore:
+                    page = await fetch(client, article.link, CachingInfo(),
+                                       max_bytes=settings.max_bytes, deadline=settings.timeout)
+                if not isinstance(page, Fetched):
+                    return
+                html, metadata = await asyncio.wait_for(
+                    asyncio.get_running_loop().run_in_executor(
+                        self._workers(), article_from_page, page.body, page.content_type,
+                        page.final_url, now, source.site),
+                    PARSE_DEADLINE)
+            except (SourceError, TimeoutError) as exc:
+                why = exc.describe() if isinstance(exc, SourceError) else "timeout"
+                warnings.append(f"full text of {article.link}: {why}; kept the feed's text")
+                return
+            if html:
+                found[index] = replace(article, content_html=html,
+                                       metadata=tuple(sorted({**dict(metadata),
+                                                              **dict(article.metadata)}.items())))
+
+        await asyncio.gather(*(one(i) for i in todo))
+        return tuple(found), tuple(warnings)
+
     async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> Any:
         pool = self._workers()
         future = asyncio.get_running_loop().run_in_executor(
             pool, articles_from_body, source.format, fetched.body, fetched.content_type,
-            fetched.final_url, now)
+            fetched.final_url, now, source.site)
         try:
             return await asyncio.wait_for(future, PARSE_DEADLINE)
         except TimeoutError as exc:

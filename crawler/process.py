@@ -11,17 +11,20 @@ from datetime import datetime
 
 from crawler.cleaners import clean
 from crawler.errors import ParseError
-from crawler.normalize import normalize
+from crawler.normalize import normalize, xml_safe
 from crawler.parsers import parser_for
+from crawler.parsers.page import parse_page
+from crawler.sanitize import sanitize_html
 from crawler.types import Article
 
 
 def articles_from_body(
-    format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime
+    format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime,
+    site: str | None = None,
 ) -> tuple[tuple[Article, ...], tuple[str, ...]]:
     """Return (articles, warnings); raises ParseError for a body that is not a feed."""
     try:
-        return _articles(format_name, body, content_type, base_url, now)
+        return _articles(format_name, body, content_type, base_url, now, site)
     except MemoryError as exc:
         raise ParseError(f"parsing needed more than {WORKER_MEMORY >> 20} MiB") from exc
     except RecursionError as exc:
@@ -39,12 +42,24 @@ def limit_worker_memory() -> None:
 
 
 def _articles(
-    format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime
+    format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime,
+    site: str | None,
 ) -> tuple[tuple[Article, ...], tuple[str, ...]]:
     parsed = parser_for(format_name)(body, content_type, base_url, now)
     articles: dict[str, Article] = {}
     for item in parsed.items:
-        article = normalize(clean(item), base_url)
+        article = normalize(clean(item, site), base_url)
         # One identity, one article: the first occurrence in the document wins.
         articles.setdefault(article.item_key, article)
     return tuple(articles.values()), parsed.warnings
+
+
+def article_from_page(
+    body: bytes, content_type: str | None, url: str, now: datetime, site: str | None
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """An item's own page → (its article as sanitized HTML, metadata found on the way)."""
+    try:
+        item = parse_page(body, content_type, url, now, site)
+    except (MemoryError, RecursionError) as exc:
+        raise ParseError(f"the page could not be parsed: {type(exc).__name__}") from exc
+    return sanitize_html(xml_safe(item.content_html), url), item.metadata

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 FEED_FORMATS = ("feed", "jekyll")
 LOCAL_FORMATS = ("jekyll",)  #: formats whose url is a folder on this machine, not a URL
+SITE_NAMES = ("cna", "rfi", "udn")  #: sites with cleaning rules (crawler/cleaners/), for site:
 
 
 def _require_utc(name: str, value: datetime | None) -> None:
@@ -45,6 +46,8 @@ class Source:
     interval: int | None = None  #: overrides Settings.interval
     tags: tuple[str, ...] = ()
     enabled: bool = True
+    full_text: bool = False  #: fetch each new item's page and keep the article from it
+    site: str | None = None  #: cleaning rules to use instead of the link domain's
 
 
 @dataclass(frozen=True)

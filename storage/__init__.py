@@ -26,7 +26,6 @@ from storage import articles, sources
 from storage.engine import make_engine
 from storage.schema import create_schema
 
-
 SYNC_LOCK = 0x73796E63  #: advisory lock key for sync_sources on PostgreSQL
 
 
@@ -118,6 +117,11 @@ class Storage:
             sources.record_outcome(conn, self._source_id(conn, name), now=now,
                                    next_check=next_check, status=status, error=error,
                                    caching=None)
+
+    def known_items(self, name: str, keys: Sequence[str]) -> dict[str, str]:
+        """item_key → content_hash of the given keys this source has stored already."""
+        with self._transaction(f"reading items of {name}") as conn:
+            return articles.known_items(conn, self._source_id(conn, name), keys)
 
     def error_count(self, name: str) -> int:
         with self._transaction(f"reading error count of {name}") as conn:

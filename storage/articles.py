@@ -43,13 +43,7 @@ def upsert_articles(
     if not batch:
         return StoreResult()
     keys = list(batch)
-    known: dict[str, tuple[int, str]] = {}
-    for part in _chunks(keys):
-        rows = conn.execute(
-            select(links_t.c.item_key, links_t.c.article_id, links_t.c.content_hash)
-            .where(links_t.c.source_id == source_id, links_t.c.item_key.in_(part))
-        )
-        known.update({r.item_key: (r.article_id, r.content_hash) for r in rows})
+    known = _known(conn, source_id, keys)
 
     new_items = [batch[k] for k in keys if k not in known]
     by_url, by_hash = _match_existing(conn, new_items)
@@ -110,6 +104,22 @@ def upsert_articles(
                      .values(content_hash=article.content_hash, link=article.link))
         updated += 1
     return StoreResult(new=new, updated=updated, unchanged=unchanged)
+
+
+def known_items(conn: Connection, source_id: int, keys: Sequence[str]) -> dict[str, str]:
+    return {key: digest for key, (_, digest) in _known(conn, source_id, keys).items()}
+
+
+def _known(conn: Connection, source_id: int, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """item_key → (article id, content hash) for the keys this source already carries."""
+    found: dict[str, tuple[int, str]] = {}
+    for part in _chunks(list(keys)):
+        if part:
+            rows = conn.execute(
+                select(links_t.c.item_key, links_t.c.article_id, links_t.c.content_hash)
+                .where(links_t.c.source_id == source_id, links_t.c.item_key.in_(part)))
+            found.update({r.item_key: (r.article_id, r.content_hash) for r in rows})
+    return found
 
 
 def _match_existing(

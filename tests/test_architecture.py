@@ -24,6 +24,7 @@ OWNERS = {
     "uvicorn": ("crawler/daemon.py",),
     "feedparser": ("crawler/parsers/",),
     "nh3": ("crawler/sanitize.py",),
+    "trafilatura": ("crawler/parsers/page.py",),
     "bs4": ("crawler/parsers/", "crawler/cleaners/"),
     "rich": ("crawler/cli.py",),
 }

@@ -117,3 +117,11 @@ def test_cna_newsletter_box_goes_and_lazy_images_show() -> None:
     article = normalize(cleaned, cleaned.link or "")
     assert 'src="https://imgcdn.cna.com.tw/www/WebPhotos/1024/20200828/963x669_85104637497.jpg"' \
         in article.content_html
+
+
+def test_every_site_with_rules_can_be_named_in_feeds_yaml() -> None:
+    """`site:` accepts exactly the sites crawler/cleaners has rules for."""
+    from crawler.cleaners import SITES
+    from crawler.types import SITE_NAMES
+
+    assert tuple(r.name for r in SITES) == SITE_NAMES

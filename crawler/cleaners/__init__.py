@@ -14,29 +14,44 @@ from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
-from crawler.cleaners import cna, feedx, rfi
+from crawler.cleaners import cna, feedx, rfi, udn
 from crawler.cleaners.rules import SiteRules, TextRule
 from crawler.types import ParsedItem
 
 _BETWEEN_TAGS = re.compile(r">\s{2,}<")
-SITES: tuple[SiteRules, ...] = (cna.RULES, rfi.RULES)
+SITES: tuple[SiteRules, ...] = (cna.RULES, rfi.RULES, udn.RULES)
 ALWAYS: tuple[SiteRules, ...] = (feedx.RULES,)
 
 
-def rules_for(link: str | None) -> tuple[SiteRules, ...]:
+def rules_for(link: str | None, site: str | None = None) -> tuple[SiteRules, ...]:
+    """The rules of ``site`` if named (feeds.yaml ``site:``), else of the link's domain."""
+    if site:
+        return tuple(r for r in SITES if r.name == site) + ALWAYS
     host = (urlsplit(link).hostname or "") if link else ""
-    site = tuple(r for r in SITES if any(host == d or host.endswith("." + d) for d in r.domains))
-    return site + ALWAYS
+    found = tuple(r for r in SITES if any(host == d or host.endswith("." + d) for d in r.domains))
+    return found + ALWAYS
 
 
-def clean(item: ParsedItem) -> ParsedItem:
+def clean(item: ParsedItem, site: str | None = None) -> ParsedItem:
     html = item.content_html or item.summary_html
-    applicable = [r for r in rules_for(item.link) if r.applies_to(html)]
+    applicable = [r for r in rules_for(item.link, site) if r.applies_to(html)]
     if not html or not applicable:
         return item
     soup = BeautifulSoup(html, "lxml")
-    tags = list(item.tags)
-    metadata = dict(item.metadata)
+    tags, metadata = clean_soup(soup, applicable, list(item.tags), dict(item.metadata))
+    body = soup.body or soup
+    # Space left where blocks were cut collapses, so a second pass finds nothing to change.
+    cleaned = _BETWEEN_TAGS.sub("> <", "".join(str(c) for c in body.contents)).strip()
+    item = replace(item, tags=tuple(dict.fromkeys(t for t in tags if t)),
+                   metadata=tuple(sorted(metadata.items())))
+    if item.content_html:
+        return replace(item, content_html=cleaned)
+    return replace(item, summary_html=cleaned)
+
+
+def clean_soup(soup: BeautifulSoup | Tag, applicable: list[SiteRules] | tuple[SiteRules, ...],
+               tags: list[str], metadata: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Apply the rules to a parsed tree in place; return the tags and metadata found."""
     for rules in applicable:
         for selector in rules.keyword_selectors:
             tags += [t.get_text(" ", strip=True) for t in soup.select(selector)]
@@ -47,14 +62,7 @@ def clean(item: ParsedItem) -> ParsedItem:
             _apply_text_rule(soup, text_rule, metadata)
         _drop_empty(soup, rules.drop_empty)
     _promote_lazy_images(soup)
-    body = soup.body or soup
-    # Space left where blocks were cut collapses, so a second pass finds nothing to change.
-    cleaned = _BETWEEN_TAGS.sub("> <", "".join(str(c) for c in body.contents)).strip()
-    item = replace(item, tags=tuple(dict.fromkeys(t for t in tags if t)),
-                   metadata=tuple(sorted(metadata.items())))
-    if item.content_html:
-        return replace(item, content_html=cleaned)
-    return replace(item, summary_html=cleaned)
+    return tags, metadata
 
 
 def _drop(element: Tag, before: tuple[str, ...]) -> None:
@@ -67,7 +75,7 @@ def _drop(element: Tag, before: tuple[str, ...]) -> None:
     element.decompose()
 
 
-def _promote_lazy_images(soup: BeautifulSoup) -> None:
+def _promote_lazy_images(soup: BeautifulSoup | Tag) -> None:
     """<img data-src> (lazy loading) shows nothing in a reader: make it a real src."""
     for img in soup.find_all("img"):
         lazy = img.get("data-src") or img.get("data-original")
@@ -75,7 +83,7 @@ def _promote_lazy_images(soup: BeautifulSoup) -> None:
             img["src"] = lazy
 
 
-def _drop_empty(soup: BeautifulSoup, names: tuple[str, ...]) -> None:
+def _drop_empty(soup: BeautifulSoup | Tag, names: tuple[str, ...]) -> None:
     while names:
         empty = [t for t in soup.find_all(names)
                  if t.find(True) is None and not t.get_text(strip=True)]
@@ -85,7 +93,8 @@ def _drop_empty(soup: BeautifulSoup, names: tuple[str, ...]) -> None:
             tag.decompose()
 
 
-def _apply_text_rule(soup: BeautifulSoup, rule: TextRule, metadata: dict[str, str]) -> None:
+def _apply_text_rule(soup: BeautifulSoup | Tag, rule: TextRule,
+                     metadata: dict[str, str]) -> None:
     for node in list(soup.find_all(string=re.compile(rule.pattern.pattern))):
         text = str(node)
         match = rule.pattern.search(text)

@@ -30,6 +30,11 @@ class SiteRules:
     #: tags removed when empty, after the rest (repeatedly, so cleaning twice changes nothing)
     drop_empty: tuple[str, ...] = ()
     text_rules: tuple[TextRule, ...] = ()
+    # An article page of this site (full_text: true): where its fields are.
+    page_body: tuple[str, ...] = ()  #: the first selector that matches is the article
+    page_title: tuple[str, ...] = ()
+    page_byline: tuple[str, ...] = ()  #: text holding the date and the author or agency
+    page_author: re.Pattern[str] | None = None  #: group 1 of it, on the byline text
 
     def applies_to(self, html: str) -> bool:
         return bool(html) and (not self.markers or any(m in html for m in self.markers))

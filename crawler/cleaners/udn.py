@@ -1,0 +1,32 @@
+"""UDN (聯合新聞網) article pages: title, date, author/agency and body; the share bar, the
+byline block, mobile-only slots and the 延伸閱讀 / 相關新聞 / 商品推薦 lists go.
+
+Fixture: tests/data/pages/udn_3705102.html (udn.com/news/story/7315/3705102, 2019).
+"""
+
+import re
+
+from crawler.cleaners.rules import SiteRules
+
+RULES = SiteRules(
+    name="udn",
+    domains=("udn.com",),
+    drop_selectors=(
+        "h1",
+        "#story_bar", ".story_bar_new",
+        "#story_bady_info", ".story_bady_info_author",
+        ".only_mobile", ".only_web",
+        "#story_also", ".story_also", "#story_tags", ".story_tags",
+        "#product_recommend", ".product_recommend",
+        "#comment_body", ".comment-rule",
+        "div:-soup-contains-own('延伸閱讀')", "div:-soup-contains-own('相關新聞')",
+        "div:-soup-contains-own('商品推薦')",
+        "figcaption a", "a:-soup-contains-own('分享')",
+    ),
+    drop_empty=("p", "div"),
+    page_body=("#story_body_content", "section.article-content__editor"),
+    page_title=("h1.story_art_title", "h1.article-content__title", "h1"),
+    page_byline=(".story_bady_info_author", ".article-content__info", "#story_bady_info"),
+    # "2019-03-18 23:59 聯合報 記者 陳嘉寧 ／桃園機場報導" → "聯合報 記者 陳嘉寧"
+    page_author=re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}\s*(.+?)\s*(?:／.*)?$"),
+)
