@@ -51,10 +51,11 @@ async def fetch(
     *,
     max_bytes: int,
     deadline: float,
+    headers: dict[str, str] | None = None,
 ) -> Fetched | NotModified:
     try:
         async with asyncio.timeout(deadline):
-            return await _fetch(client, url, caching, max_bytes)
+            return await _fetch(client, url, caching, max_bytes, headers or {})
     except TimeoutError as exc:
         raise FetchTimeout(f"no complete answer within {deadline:g} s") from exc
     except httpx.TimeoutException as exc:
@@ -73,9 +74,10 @@ async def fetch(
 
 
 async def _fetch(
-    client: httpx.AsyncClient, url: str, caching: CachingInfo, max_bytes: int
+    client: httpx.AsyncClient, url: str, caching: CachingInfo, max_bytes: int,
+    extra: dict[str, str],
 ) -> Fetched | NotModified:
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(extra)
     if caching.etag:
         headers["If-None-Match"] = caching.etag
     if caching.last_modified:

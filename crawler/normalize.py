@@ -11,12 +11,15 @@ import hashlib
 import html
 import re
 import unicodedata
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from crawler.dates import CHINA_TIME
 from crawler.sanitize import safe_url, sanitize_html
-from crawler.types import Article, ParsedItem
+from crawler.types import Article, Comment, ParsedItem
 
 TITLE_MAX = 1000
+MAX_COMMENTS = 2000
 SUMMARY_MAX = 500
 TRACKING_PARAMS = frozenset({
     "fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "spm",
@@ -84,7 +87,7 @@ def normalize(item: ParsedItem, base_url: str) -> Article:
     if link and not link.startswith(("http://", "https://")):
         link = None
     body = xml_safe(item.content_html or item.summary_html)
-    content = sanitize_html(body, link or base_url)
+    content = sanitize_html(body + render_comments(item.comments), link or base_url)
     text = plain_text(content)
     summary_source = item.summary_html if item.summary_html and item.content_html else content
     summary = plain_text(summary_source)[:SUMMARY_MAX]
@@ -108,4 +111,20 @@ def normalize(item: ParsedItem, base_url: str) -> Article:
         # "form-action" and "formaction" fold alike; only a body of some length identifies.
         distinctive_text=len(folded_text) >= DISTINCTIVE_CHARS,
         metadata=tuple((k, plain_text(v)[:500]) for k, v in item.metadata),
+        comments=tuple(replace(c, user=plain_text(c.user)[:100], text=plain_text(c.text)[:1000])
+                       for c in item.comments[:MAX_COMMENTS]),
     )
+
+
+def render_comments(comments: tuple[Comment, ...]) -> str:
+    """Comments as a list under the article, so any feed reader shows them."""
+    if not comments:
+        return ""
+    marks = {"push": "推", "boo": "噓", "neutral": "→"}
+    rows = "".join(
+        f"<li><strong>{marks.get(c.kind, '→')}</strong> {html.escape(c.user)}: "
+        f"{html.escape(c.text)}"
+        + (f" <small>{c.time.astimezone(CHINA_TIME):%m/%d %H:%M}</small>" if c.time else "")
+        + "</li>"
+        for c in comments[:MAX_COMMENTS])
+    return f"<h3>推文 ({len(comments)})</h3><ol>{rows}</ol>"

@@ -28,7 +28,14 @@ from typing import Any, TypeVar
 from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
 from crawler.fetch import fetch, make_client
 from crawler.local import read_folder
-from crawler.process import article_from_page, articles_from_body, limit_worker_memory
+from crawler.normalize import canonical_url
+from crawler.process import (
+    article_from_page,
+    article_from_ptt_post,
+    articles_from_body,
+    limit_worker_memory,
+    ptt_index_urls,
+)
 from crawler.types import (
     LOCAL_FORMATS,
     Article,
@@ -48,6 +55,11 @@ LEASE = timedelta(minutes=10)
 UNCHANGED_BATCH = 100
 MAX_PAGES = 50  #: article pages fetched per source per crawl (full_text)
 PAGE_CONCURRENCY = 4  #: of those, at once: one site, so politely
+
+
+def _headers_for(source: Source) -> dict[str, str]:
+    # ptt.cc shows adult boards only after the over-18 question; the cookie answers it.
+    return {"Cookie": "over18=1"} if source.format == "ptt" else {}
 
 
 def utcnow() -> datetime:
@@ -215,7 +227,7 @@ class Crawler:
                                              max_bytes=settings.max_bytes)
         else:
             result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
-                                 deadline=settings.timeout)
+                                 deadline=settings.timeout, headers=_headers_for(source))
         now = self.now()
         if isinstance(result, Fetched):
             digest = hashlib.sha256(result.body).hexdigest()
@@ -230,7 +242,10 @@ class Crawler:
                                                          body_hash=caching.body_hash),
                                     next_check_after_success(now, interval), 304))
             return CrawlOutcome(source=source.name, not_modified=True, status=304)
-        articles, warnings = await self._parse(source, result, now)
+        if source.format == "ptt":
+            articles, warnings = await self._ptt_posts(client, source, result, now)
+        else:
+            articles, warnings = await self._parse(source, result, now)
         if source.full_text:
             articles, more = await self._full_text(client, source, articles, now)
             warnings += more
@@ -283,6 +298,39 @@ class Crawler:
                                                               **dict(article.metadata)}.items())))
 
         await asyncio.gather(*(one(i) for i in todo))
+        return tuple(found), tuple(warnings)
+
+    async def _ptt_posts(
+        self, client: Any, source: Source, index: Fetched, now: datetime
+    ) -> tuple[tuple[Article, ...], tuple[str, ...]]:
+        """A board index → its posts not stored yet, each fetched and parsed."""
+        settings = self.config.settings
+        loop = asyncio.get_running_loop()
+        urls = await asyncio.wait_for(loop.run_in_executor(
+            self._workers(), ptt_index_urls, index.body, index.final_url), PARSE_DEADLINE)
+        known = await self._in(self._db, self.storage.known_items, source.name,
+                               [f"url:{canonical_url(u)}" for u in urls])
+        todo = [u for u in urls if f"url:{canonical_url(u)}" not in known][-MAX_PAGES:]
+        found: list[Article] = []
+        warnings: list[str] = []
+        semaphore = asyncio.Semaphore(PAGE_CONCURRENCY)
+
+        async def one(url: str) -> None:
+            try:
+                async with semaphore:
+                    page = await fetch(client, url, CachingInfo(), max_bytes=settings.max_bytes,
+                                       deadline=settings.timeout, headers=_headers_for(source))
+                if isinstance(page, Fetched):
+                    found.append(await asyncio.wait_for(loop.run_in_executor(
+                        self._workers(), article_from_ptt_post, page.body, page.final_url, now,
+                        source.site), PARSE_DEADLINE))
+            except (SourceError, TimeoutError) as exc:
+                why = exc.describe() if isinstance(exc, SourceError) else "timeout"
+                warnings.append(f"post {url}: {why}")
+
+        await asyncio.gather(*(one(u) for u in todo))
+        if todo and not found:
+            raise ParseError(f"none of the {len(todo)} new posts could be read: {warnings[0]}")
         return tuple(found), tuple(warnings)
 
     async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> Any:

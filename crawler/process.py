@@ -14,6 +14,7 @@ from crawler.errors import ParseError
 from crawler.normalize import normalize, xml_safe
 from crawler.parsers import parser_for
 from crawler.parsers.page import parse_page
+from crawler.parsers.ptt import parse_ptt_index, parse_ptt_post
 from crawler.sanitize import sanitize_html
 from crawler.types import Article
 
@@ -63,3 +64,16 @@ def article_from_page(
     except (MemoryError, RecursionError) as exc:
         raise ParseError(f"the page could not be parsed: {type(exc).__name__}") from exc
     return sanitize_html(xml_safe(item.content_html), url), item.metadata
+
+
+def ptt_index_urls(body: bytes, url: str) -> tuple[str, ...]:
+    return parse_ptt_index(body, url)
+
+
+def article_from_ptt_post(body: bytes, url: str, now: datetime,
+                          site: str | None) -> Article:
+    """A PTT post page → its article, cleaned and normalized like any other item."""
+    try:
+        return normalize(clean(parse_ptt_post(body, url, now), site), url)
+    except (MemoryError, RecursionError) as exc:
+        raise ParseError(f"the post could not be parsed: {type(exc).__name__}") from exc

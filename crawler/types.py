@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-FEED_FORMATS = ("feed", "jekyll")
+FEED_FORMATS = ("feed", "jekyll", "ptt")
 LOCAL_FORMATS = ("jekyll",)  #: formats whose url is a folder on this machine, not a URL
 SITE_NAMES = ("cna", "rfi", "udn")  #: sites with cleaning rules (crawler/cleaners/), for site:
 
@@ -106,6 +106,20 @@ class NotModified:
 
 
 @dataclass(frozen=True)
+class Comment:
+    """A reader's comment kept with the article: a PTT push (推), boo (噓) or reply (→)."""
+
+    floor: int  #: 1 for the first comment, as PTT readers count (1F, 2F, ...)
+    user: str
+    kind: str  #: "push", "boo" or "neutral"
+    text: str
+    time: datetime | None
+
+    def __post_init__(self) -> None:
+        _require_utc("time", self.time)
+
+
+@dataclass(frozen=True)
 class ParsedItem:
     """One entry as the feed told it, HTML not yet sanitized."""
 
@@ -120,6 +134,7 @@ class ParsedItem:
     tags: tuple[str, ...] = ()
     #: what a cleaner took out of the text and kept: dateline, credit, publication_code
     metadata: tuple[tuple[str, str], ...] = ()
+    comments: tuple[Comment, ...] = ()
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)
@@ -152,6 +167,7 @@ class Article:
     #: long enough that equal hashes mean the same story, not two one-word stubs
     distinctive_text: bool = True
     metadata: tuple[tuple[str, str], ...] = ()
+    comments: tuple[Comment, ...] = ()
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)
@@ -178,6 +194,7 @@ class StoredArticle:
     tags: tuple[str, ...]
     sources: tuple[SourceRef, ...]
     metadata: tuple[tuple[str, str], ...] = ()
+    comments: tuple[Comment, ...] = ()
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)

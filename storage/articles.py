@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from crawler.types import Article, SourceRef, StoredArticle, StoreResult
+from crawler.types import Article, Comment, SourceRef, StoredArticle, StoreResult
 from storage.tables import ArticleRow, ArticleSourceRow, SourceRow
 
 articles_t = ArticleRow.__table__  # type: ignore[attr-defined]
@@ -142,6 +142,18 @@ def _match_existing(
     return by_url, by_hash
 
 
+def _comment_json(comment: Comment) -> dict[str, Any]:
+    return {"floor": comment.floor, "user": comment.user, "kind": comment.kind,
+            "text": comment.text, "time": comment.time.isoformat() if comment.time else None}
+
+
+def _comment_from_json(value: dict[str, Any]) -> Comment:
+    time = value.get("time")
+    return Comment(floor=int(value["floor"]), user=str(value["user"]), kind=str(value["kind"]),
+                   text=str(value["text"]),
+                   time=datetime.fromisoformat(time) if time else None)
+
+
 def _article_values(article: Article, now: datetime) -> dict[str, Any]:
     published = article.published or now
     return {
@@ -154,6 +166,7 @@ def _article_values(article: Article, now: datetime) -> dict[str, Any]:
         "author": article.author,
         "tags": json.dumps(list(article.tags), ensure_ascii=False),
         "extra": json.dumps(dict(article.metadata), ensure_ascii=False),
+        "comments": json.dumps([_comment_json(c) for c in article.comments], ensure_ascii=False),
         "published_at": published,
         "updated_at": article.updated or published,
         "first_seen_at": now,
@@ -190,6 +203,7 @@ def articles_for_output(
             summary=r.summary, author=r.author, published=r.published_at,
             updated=r.updated_at, tags=tuple(json.loads(r.tags)), sources=tuple(refs[r.id]),
             metadata=tuple(json.loads(r.extra).items()),
+            comments=tuple(_comment_from_json(c) for c in json.loads(r.comments)),
         )
         for r in rows
     )

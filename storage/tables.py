@@ -81,6 +81,7 @@ class ArticleRow(SQLModel, table=True):
     author: str | None = Field(default=None, sa_type=Text)
     tags: str = Field(default="[]", sa_type=Text)  #: JSON list
     extra: str = Field(default="{}", sa_type=Text)  #: JSON object: dateline, credit, ...
+    comments: str = Field(default="[]", sa_type=Text)  #: JSON list of Comment
     published_at: datetime = Field(sa_column=_utc_column(nullable=False))
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
     first_seen_at: datetime = Field(sa_column=_utc_column(nullable=False))

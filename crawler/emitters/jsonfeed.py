@@ -33,6 +33,11 @@ def emit_json(view: FeedView) -> bytes:
         }
         if article.metadata:
             item["_crawler"]["metadata"] = dict(article.metadata)
+        if article.comments:
+            item["_crawler"]["comments"] = [
+                {"floor": c.floor, "user": c.user, "kind": c.kind, "text": c.text,
+                 **({"time": c.time.isoformat()} if c.time else {})}
+                for c in article.comments]
         items.append(item)
     document = {
         "version": "https://jsonfeed.org/version/1.1",

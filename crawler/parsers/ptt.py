@@ -1,0 +1,165 @@
+"""PTT (ptt.cc) web pages: a board index → post URLs; a post page → :class:`ParsedItem`.
+
+A post page has the header lines 作者 / 看板 / 標題 / 時間 (``div.article-metaline``), the
+body as preformatted BBS text (quotes in ``span.f6``), the ``※ 發信站`` / ``※ 文章網址``
+lines, and one ``div.push`` per comment (推 push, 噓 boo, → neutral; user, text, "MM/DD
+HH:MM" in Taiwan time, without a year). The board, the category (the ``[新聞]`` of the
+title), the author and the quoted source URL go to metadata, and the pushes become
+:class:`Comment`s, numbered by floor as PTT readers count them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urljoin
+
+from bs4 import BeautifulSoup, Tag
+
+from crawler.errors import NotAFeed, ParseError
+from crawler.types import Comment, ParsedItem
+
+TAIPEI = timezone(timedelta(hours=8))
+KINDS = {"推": "push", "噓": "boo", "→": "neutral"}
+SIGNATURE_LINES = 12  #: ptt.cc's limit on a signature is 6 lines; leave room
+# "Re: [新聞] 5年7起隨機殺人 …": replies and forwards keep the category of the post
+_TITLE = re.compile(r"^(?:(?:Re|Fw|RE|FW)\s*:\s*)*\[(?P<category>[^\]]{1,10})\]\s*(?P<rest>.*)$")
+_PUSH_TIME = re.compile(r"(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2}))?\s*$")
+_URL = re.compile(r"https?://[^\s<>\"'）)]+")
+_SIGNATURE_SITE = re.compile(r"^※ (發信站|文章網址|編輯)[:：]")
+
+
+def parse_ptt_index(body: bytes, url: str) -> tuple[str, ...]:
+    """A board index page → absolute URLs of its posts, deleted ones skipped."""
+    soup = BeautifulSoup(body, "lxml")
+    _refuse_over18(soup)
+    links = [urljoin(url, str(a["href"])) for a in soup.select("div.r-ent div.title a[href]")]
+    if not links and not soup.select("div.r-ent"):
+        raise NotAFeed("not a PTT board index (no div.r-ent rows)")
+    return tuple(dict.fromkeys(links))
+
+
+def parse_ptt_post(body: bytes, url: str, now: datetime) -> ParsedItem:
+    soup = BeautifulSoup(body, "lxml")
+    _refuse_over18(soup)
+    main = soup.select_one("#main-content")
+    if main is None:
+        raise ParseError("not a PTT post page (no #main-content)")
+    meta = {tag.get_text(strip=True): value.get_text(" ", strip=True)
+            for line in main.select("div.article-metaline, div.article-metaline-right")
+            if (tag := line.select_one(".article-meta-tag"))
+            and (value := line.select_one(".article-meta-value"))}
+    for line in main.select("div.article-metaline, div.article-metaline-right"):
+        line.decompose()
+    posted = _post_time(meta.get("時間", ""))
+    pushes = main.select("div.push")
+    comments = tuple(_comment(i + 1, push, posted or now) for i, push in enumerate(pushes))
+    for push in pushes:
+        push.decompose()
+    text = _body_text(main)
+    title = " ".join(meta.get("標題", "").split())
+    metadata: dict[str, str] = {}
+    match = _TITLE.match(title)
+    if match:
+        metadata["category"] = match.group("category")
+    if meta.get("看板"):
+        metadata["board"] = meta["看板"]
+    author = meta.get("作者", "").split(" ")[0] or None
+    if author:
+        metadata["author"] = author
+    quoted = _quoted_url(text)
+    if quoted:
+        metadata["source_url"] = quoted
+    canonical = soup.select_one("link[rel=canonical]")
+    link = canonical["href"] if canonical and canonical.get("href") else url
+    return ParsedItem(
+        guid=None, link=str(link), title=title or "(PTT)", content_html=_as_html(text),
+        summary_html="", author=author, published=posted, updated=None,
+        tags=tuple(v for k, v in metadata.items() if k in ("board", "category")),
+        metadata=tuple(sorted(metadata.items())), comments=comments,
+    )
+
+
+def _refuse_over18(soup: BeautifulSoup) -> None:
+    if soup.select_one("form[action='/ask/over18']") or soup.select_one("div.over18-notice"):
+        raise NotAFeed("PTT asked for the over-18 confirmation (the over18 cookie was refused)")
+
+
+def _post_time(value: str) -> datetime | None:
+    """"Sun Apr  3 21:04:15 2016", Taiwan time (ptt.cc shows no zone)."""
+    try:
+        return datetime.strptime(" ".join(value.split()), "%a %b %d %H:%M:%S %Y").replace(
+            tzinfo=TAIPEI).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _comment(floor: int, push: Tag, posted: datetime) -> Comment:
+    def part(cls: str) -> str:
+        found = push.select_one(f".{cls}")
+        return found.get_text(strip=True) if found else ""
+
+    text = part("push-content").removeprefix(":").strip()
+    when = None
+    match = _PUSH_TIME.search(part("push-ipdatetime"))
+    if match:
+        month, day = int(match.group(1)), int(match.group(2))
+        hour, minute = int(match.group(3) or 0), int(match.group(4) or 0)
+        local = posted.astimezone(TAIPEI)
+        try:
+            moment = local.replace(month=month, day=day, hour=hour, minute=minute, second=0)
+            if moment < local - timedelta(days=1):  # pushed after new year: next year
+                moment = moment.replace(year=local.year + 1)
+            when = moment.astimezone(UTC)
+        except ValueError:
+            when = None
+    return Comment(floor=floor, user=part("push-userid"), kind=KINDS.get(part("push-tag"),
+                   "neutral"), text=text, time=when)
+
+
+def _body_text(main: Tag) -> str:
+    """The post's own text: BBS lines, without the ※ site lines and what follows them."""
+    lines = main.get_text().replace("\r\n", "\n").split("\n")
+    kept: list[str] = []
+    for line in lines:
+        if _SIGNATURE_SITE.match(line.strip()):
+            break
+        kept.append(line.rstrip())
+    _drop_trailing(kept)
+    # A signature follows the last "--" line: a few lines the author puts under every post.
+    cut = max((i for i, line in enumerate(kept) if line.strip() == "--"), default=None)
+    if cut is not None and len(kept) - cut <= SIGNATURE_LINES:
+        del kept[cut:]
+    _drop_trailing(kept)
+    return "\n".join(kept).strip("\n")
+
+
+def _drop_trailing(lines: list[str]) -> None:
+    while lines and lines[-1].strip() in ("", "--"):
+        lines.pop()
+
+
+def _quoted_url(text: str) -> str | None:
+    """The source a [新聞] repost links to: the one under the template's 新聞連結 line,
+    else the first URL that is not PTT's own."""
+    marker = text.find("新聞連結")
+    if marker >= 0:
+        after = _URL.search(text, marker)
+        if after and "ptt.cc" not in after.group(0):
+            return after.group(0).rstrip(".,")
+    for found in _URL.findall(text):
+        if "ptt.cc" not in found:
+            return str(found).rstrip(".,")
+    return None
+
+
+def _as_html(text: str) -> str:
+    """BBS text → paragraphs at blank lines, line breaks kept, URLs as links."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    rendered = []
+    for paragraph in paragraphs:
+        escaped = html.escape(paragraph)
+        linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+        rendered.append("<p>" + linked.replace("\n", "<br>") + "</p>")
+    return "".join(rendered)

@@ -1,0 +1,157 @@
+"""PTT: a real post page parsed into fields and pushes; a board index crawled end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler import config as config_module
+from crawler.emitters import EMITTERS
+from crawler.errors import NotAFeed
+from crawler.normalize import plain_text
+from crawler.parsers.ptt import parse_ptt_index, parse_ptt_post
+from crawler.pipeline import Crawler
+from crawler.types import FeedView
+from storage import open_storage
+
+PTT = Path(__file__).parent / "data" / "ptt"
+POST_URL = "https://www.ptt.cc/bbs/Gossiping/M.1459688662.A.CFE.html"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def post() -> Any:
+    return parse_ptt_post((PTT / "M.1459688662.A.CFE.html").read_bytes(), POST_URL, NOW)
+
+
+def test_post_header_fields() -> None:
+    """Board, category, title, author and time (Taipei time, stored in UTC)."""
+    item = post()
+    metadata = dict(item.metadata)
+    assert item.title == "Re: [新聞] 5年7起隨機殺人 台灣社會學到甚麼？"
+    assert metadata["board"] == "Gossiping" and metadata["category"] == "新聞"
+    assert item.author == "senyek9527"
+    assert item.published == datetime(2016, 4, 3, 13, 4, 15, tzinfo=UTC)
+    assert item.link == POST_URL
+    assert metadata["source_url"] == "http://www.ntdtv.com.tw/b5/20160402/video/169005.html"
+
+
+def test_post_body_without_header_signature_or_site_lines() -> None:
+    """The body keeps the reply and the quote, and drops the signature and ※ lines."""
+    text = plain_text(post().content_html)
+    assert text.startswith("學不到什麼的啦")
+    assert "※ 引述《sunbysea (忠言逆耳良藥苦口)》之銘言" in text
+    assert ": 律師 呂秋遠" in text
+    for gone in ("作者", "發信站", "文章網址", "機會就像老二", "還沒崩潰完"):
+        assert gone not in text, gone
+
+
+def test_pushes_are_structured_comments() -> None:
+    """Each push: floor, user, kind (推 push, 噓 boo, → neutral), text, time."""
+    comments = post().comments
+    assert len(comments) == 8
+    first, third = comments[0], comments[2]
+    assert (first.floor, first.user, first.kind, first.text) == (1, "skyexers", "boo",
+                                                                 "還沒崩潰完？")
+    assert first.time == datetime(2016, 4, 3, 13, 7, tzinfo=UTC)
+    assert (third.kind, third.user) == ("push", "pictograma")
+    assert {c.kind for c in comments} == {"push", "boo", "neutral"}
+    assert [c.floor for c in comments] == list(range(1, 9))
+
+
+def test_board_index_lists_posts_and_skips_deleted() -> None:
+    """Index rows → absolute post URLs; a deleted post's row has no link and is skipped."""
+    urls = parse_ptt_index((PTT / "index.html").read_bytes(),
+                           "https://www.ptt.cc/bbs/Gossiping/index.html")
+    assert urls == (POST_URL, "https://www.ptt.cc/bbs/Gossiping/M.1459689999.A.000.html")
+
+
+def test_over18_question_is_a_clear_error() -> None:
+    """The over-18 page instead of an index is reported as such, not as an empty board."""
+    with pytest.raises(NotAFeed, match="over-18"):
+        parse_ptt_index((PTT / "over18.html").read_bytes(),
+                        "https://www.ptt.cc/bbs/Gossiping/index.html")
+
+
+@pytest.fixture
+def ptt_server() -> Iterator[dict[str, Any]]:
+    """ptt.cc on loopback: the over-18 page unless the over18 cookie is sent."""
+    hits: dict[str, int] = {}
+    pages = {"/bbs/Gossiping/index.html": (PTT / "index.html").read_bytes(),
+             "/bbs/Gossiping/M.1459688662.A.CFE.html":
+                 (PTT / "M.1459688662.A.CFE.html").read_bytes()}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits[self.path] = hits.get(self.path, 0) + 1
+            if "over18=1" not in (self.headers.get("Cookie") or ""):
+                body = (PTT / "over18.html").read_bytes()
+            elif self.path in pages:
+                body = pages[self.path]
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield {"base": f"http://127.0.0.1:{server.server_address[1]}", "hits": hits}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_board_crawl_end_to_end(tmp_path: Path, ptt_server: dict[str, Any]) -> None:
+    """format: ptt → the index's posts are fetched (over-18 answered), stored with their
+    pushes, served in JSON Feed; a missing post is a warning; a second crawl refetches
+    nothing that is stored."""
+    base = ptt_server["base"]
+    config = config_module.parse(
+        f"settings:\n  database: sqlite:///{tmp_path / 'c.db'}\n  parse_workers: 1\n"
+        f"feeds:\n  - name: ptt-gossiping\n    url: {base}/bbs/Gossiping/index.html\n"
+        "    format: ptt\n", str(tmp_path / "feeds.yaml"), env={})
+    store = open_storage(config.settings.database)
+    store.sync_sources(config.sources, NOW)
+
+    def crawl() -> Any:
+        crawler = Crawler(config, store)
+        try:
+            return asyncio.run(crawler.crawl())[0]
+        finally:
+            crawler.close()
+
+    try:
+        outcome = crawl()
+        assert outcome.error is None and outcome.new == 1
+        assert any("M.1459689999.A.000.html" in w and "404" in w for w in outcome.warnings)
+        stored = store.articles_for_output(None, 10)
+        assert len(stored) == 1 and len(stored[0].comments) == 8
+        assert "推文 (8)" in plain_text(stored[0].content_html)
+        view = FeedView(name="all", title="t", description="", self_url="http://x/",
+                        home_url="http://x/", articles=stored)
+        item = json.loads(EMITTERS["json"][0](view))["items"][0]
+        assert item["_crawler"]["comments"][0] == {
+            "floor": 1, "user": "skyexers", "kind": "boo", "text": "還沒崩潰完？",
+            "time": "2016-04-03T13:07:00+00:00"}
+        assert item["_crawler"]["metadata"]["board"] == "Gossiping"
+        again = crawl()
+        assert again.error is None and again.not_modified
+        assert ptt_server["hits"]["/bbs/Gossiping/M.1459688662.A.CFE.html"] == 1
+    finally:
+        store.close()
