@@ -15,17 +15,12 @@ from dataclasses import replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from crawler.dates import CHINA_TIME
-from crawler.sanitize import safe_url, sanitize_html
+from crawler.sanitize import is_tracking, safe_url, sanitize_html
 from crawler.types import Article, Comment, ParsedItem
 
 TITLE_MAX = 1000
 MAX_COMMENTS = 2000
 SUMMARY_MAX = 500
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "spm",
-    "ref", "ref_src", "share_token", "cmpid", "ocid", "wt.mc_id", "_ga",
-    "__twitter_impression", "s_cid", "xtor", "at_medium", "at_campaign",
-})
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 # Characters XML 1.0 cannot carry (and PostgreSQL text cannot hold U+0000).
@@ -55,7 +50,7 @@ def canonical_url(url: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
+             if not is_tracking(k)]
     netloc = parts.hostname.lower()
     if port and port not in (80, 443):
         netloc = f"{netloc}:{port}"

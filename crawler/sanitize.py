@@ -10,7 +10,7 @@ not check the URLs inside it (RELIABILITY.md §2.1, XSS-14).
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import nh3
 
@@ -41,6 +41,26 @@ SCHEMES = {"http", "https", "mailto"}
 DROP_WITH_CONTENT = {"script", "style", "noscript", "template", "iframe", "object", "embed",
                      "svg", "math", "form", "button", "select", "textarea", "title"}
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
+TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "spm",
+    "ref", "ref_src", "share_token", "cmpid", "ocid", "wt.mc_id", "_ga",
+    "__twitter_impression", "s_cid", "xtor", "at_medium", "at_campaign",
+})
+
+
+def is_tracking(parameter: str) -> bool:
+    """A query parameter that only tells the site where a click came from."""
+    name = parameter.lower()
+    return name.startswith("utm_") or name in TRACKING_PARAMS
+
+
+def without_tracking(url: str) -> str:
+    """The URL with its tracking parameters removed; everything else kept as written."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = [p for p in parts.query.split("&") if p and not is_tracking(p.split("=", 1)[0])]
+    return urlunsplit(parts._replace(query="&".join(pairs)))
 
 
 def safe_url(value: str, base: str | None) -> str | None:
@@ -60,7 +80,7 @@ def safe_url(value: str, base: str | None) -> str | None:
         return None
     if parts.scheme.lower() in ("http", "https") and not parts.netloc:
         return None
-    return resolved
+    return without_tracking(resolved) if parts.query else resolved
 
 
 def sanitize_html(html: str, base_url: str | None) -> str:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 FEED_FORMATS = ("feed", "jekyll", "ptt")
 LOCAL_FORMATS = ("jekyll",)  #: formats whose url is a folder on this machine, not a URL
-SITE_NAMES = ("cna", "rfi", "udn")  #: sites with cleaning rules (crawler/cleaners/), for site:
+SITE_NAMES = ("cna", "dw", "rfi", "udn", "voa")  #: sites with cleaning rules (crawler/cleaners/), for site:
 
 
 def _require_utc(name: str, value: datetime | None) -> None:

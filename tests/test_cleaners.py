@@ -39,7 +39,7 @@ def test_feedx_footer_is_removed_and_the_article_kept() -> None:
 
 def test_item_without_footer_is_left_alone() -> None:
     """An item of an unknown site with nothing to clean comes back as it was."""
-    raw = item("jekyll_2020-09-19_voa_rbg-dies-at-87.md")
+    raw = item("jekyll_2020-08-25_solidot_wuhan-hsmc-funding.md")
     assert clean(raw) is raw
 
 
@@ -125,3 +125,27 @@ def test_every_site_with_rules_can_be_named_in_feeds_yaml() -> None:
     from crawler.types import SITE_NAMES
 
     assert tuple(r.name for r in SITES) == SITE_NAMES
+
+
+def test_time_stated_in_the_body_becomes_metadata() -> None:
+    """RFI's "dd/mm/yyyy - HH:MM", DW's ISO stamp and VOA's RFC 822 date at the top of the
+    body are kept as metadata and leave the text."""
+    cases = {
+        "feedx-item_rfi_2023-09-26_russia-warrant-icc-judges_no-footer.md": "26/09/2023 - 10:44",
+        "jekyll_2022-10-22_dw_li-keqiang-out-hu-jintao-escorted.md": "2022-10-22T09:36:15.297Z",
+        "jekyll_2022-10-22_voa_white-house-musk-starlink-iran.md": "Sat, 22 Oct 2022 00:23:08 GMT",
+    }
+    for name, stated in cases.items():
+        cleaned = clean(item(name))
+        assert dict(cleaned.metadata)["stated_time"] == stated, name
+        assert stated not in text(cleaned), name
+        assert "<i><br/></i>" not in cleaned.content_html and "<div></div>" not in \
+            cleaned.content_html, name
+
+
+def test_dw_copyright_notice_goes() -> None:
+    """DW's closing © 德国之声版权声明 paragraph is removed; the story stays."""
+    raw = item("jekyll_2022-10-22_dw_li-keqiang-out-hu-jintao-escorted.md")
+    cleaned = clean(raw)
+    assert "德国之声版权声明" in text(raw) and "德国之声版权声明" not in text(cleaned)
+    assert "胡锦涛" in text(cleaned)

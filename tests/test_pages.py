@@ -101,3 +101,15 @@ def test_full_text_fetches_new_items_once(tmp_path: Path, feed_server: Any) -> N
         assert feed_server.hits["/news/1.aspx"] == 1 and feed_server.hits["/news/2.aspx"] == 1
     finally:
         store.close()
+
+
+def test_udn_sections_after_the_story_go() -> None:
+    """延伸閱讀 and 相關新聞, and everything after them, are not the article."""
+    item, text = page("udn_9112304_from_seed002.html", "https://udn.com/news/story/6813/9112304")
+    assert item.title == "澤倫斯基：正與盟國協商安全保障細節"
+    assert item.published == datetime(2025, 8, 22, 23, 20, tzinfo=UTC)
+    assert item.author == "中央社"  # the agency; "基輔22日專電" is the dateline
+    assert text.startswith("烏克蘭總統澤倫斯基。圖／美聯社 烏克蘭與西方盟國")
+    assert "布達佩斯備忘錄" in text
+    for gone in ("延伸閱讀", "相關新聞", "近幾周最大空襲", "川普：俄烏達成和平協議可能性"):
+        assert gone not in text, gone

@@ -60,3 +60,13 @@ def test_article_markup_survives() -> None:
 def test_safe_url(url: str, expected: str | None) -> None:
     """Only http, https and mailto survive, resolved against the base."""
     assert safe_url(url, "https://base.example/a/") == expected
+
+
+def test_tracking_parameters_leave_links_in_content() -> None:
+    """utm_*, fbclid and friends are cut from links and images; real parameters stay."""
+    cleaned = sanitize_html('<a href="https://e.example/a?id=7&utm_source=feedx&fbclid=Z">x</a>'
+                            '<img src="https://e.example/i.jpg?w=640&utm_medium=rss">',
+                            "https://e.example/")
+    soup = BeautifulSoup(cleaned, "html.parser")
+    assert soup.find("a")["href"] == "https://e.example/a?id=7"
+    assert soup.find("img")["src"] == "https://e.example/i.jpg?w=640"

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
-from crawler.cleaners import cna, feedx, rfi, udn
+from crawler.cleaners import cna, dw, feedx, rfi, udn, voa
 from crawler.cleaners.rules import SiteRules, TextRule
 from crawler.types import ParsedItem
 
 _BETWEEN_TAGS = re.compile(r">\s{2,}<")
-SITES: tuple[SiteRules, ...] = (cna.RULES, rfi.RULES, udn.RULES)
+SITES: tuple[SiteRules, ...] = (cna.RULES, dw.RULES, rfi.RULES, udn.RULES, voa.RULES)
 ALWAYS: tuple[SiteRules, ...] = (feedx.RULES,)
 
 
@@ -60,6 +60,7 @@ def clean_soup(soup: BeautifulSoup | Tag, applicable: list[SiteRules] | tuple[Si
                 _drop(element, rules.drop_before)
         for text_rule in rules.text_rules:
             _apply_text_rule(soup, text_rule, metadata)
+        _drop_from_headings(soup, rules.drop_from_headings)
         _drop_empty(soup, rules.drop_empty)
     _promote_lazy_images(soup)
     return tags, metadata
@@ -75,6 +76,17 @@ def _drop(element: Tag, before: tuple[str, ...]) -> None:
     element.decompose()
 
 
+def _drop_from_headings(soup: BeautifulSoup | Tag, headings: tuple[str, ...]) -> None:
+    if not headings:
+        return
+    for element in list(soup.find_all(True)):
+        if element.decomposed or element.get_text(strip=True) not in headings:
+            continue
+        for sibling in list(element.find_next_siblings()):
+            sibling.decompose()
+        element.decompose()
+
+
 def _promote_lazy_images(soup: BeautifulSoup | Tag) -> None:
     """<img data-src> (lazy loading) shows nothing in a reader: make it a real src."""
     for img in soup.find_all("img"):
@@ -85,8 +97,9 @@ def _promote_lazy_images(soup: BeautifulSoup | Tag) -> None:
 
 def _drop_empty(soup: BeautifulSoup | Tag, names: tuple[str, ...]) -> None:
     while names:
-        empty = [t for t in soup.find_all(names)
-                 if t.find(True) is None and not t.get_text(strip=True)]
+        # Empty, or holding nothing but line breaks.
+        empty = [t for t in soup.find_all(names) if not t.get_text(strip=True)
+                 and all(child.name == "br" for child in t.find_all(True))]
         if not empty:
             return
         for tag in empty:

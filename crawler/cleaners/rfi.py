@@ -3,7 +3,7 @@
 Fixture: tests/data/jekyll/feedx-item_rfi_2023-10-28_korea-fm-north-korean-defectors_with-footer.md.
 """
 
-from crawler.cleaners.rules import SiteRules
+from crawler.cleaners.rules import STATED_TIME, SiteRules
 
 RULES = SiteRules(
     name="rfi",
@@ -14,4 +14,6 @@ RULES = SiteRules(
         "div:has(> div:-soup-contains-own('分享 :'))",
         "div:has(> div:-soup-contains-own('分享:'))",
     ),
+    text_rules=(STATED_TIME,),
+    drop_empty=("div",),
 )

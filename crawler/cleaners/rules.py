@@ -29,6 +29,9 @@ class SiteRules:
     keyword_selectors: tuple[str, ...] = ()
     #: tags removed when empty, after the rest (repeatedly, so cleaning twice changes nothing)
     drop_empty: tuple[str, ...] = ()
+    #: section headings after which the page is no longer the article (延伸閱讀, 相關新聞):
+    #: the heading and everything after it, at its level, go
+    drop_from_headings: tuple[str, ...] = ()
     text_rules: tuple[TextRule, ...] = ()
     # An article page of this site (full_text: true): where its fields are.
     page_body: tuple[str, ...] = ()  #: the first selector that matches is the article
@@ -38,3 +41,12 @@ class SiteRules:
 
     def applies_to(self, html: str) -> bool:
         return bool(html) and (not self.markers or any(m in html for m in self.markers))
+
+
+#: A body that opens with its own publication time (RFI "26/09/2023 - 10:44", DW's ISO UTC
+#: stamp, VOA's RFC 822 date): kept as metadata, cut from the text.
+STATED_TIME = TextRule(
+    re.compile(r"^\s*(\d{2}/\d{2}/\d{4} - \d{2}:\d{2}"
+               r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z"
+               r"|[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT)\s*$"),
+    field="stated_time", remove=True)

@@ -1,7 +1,9 @@
 """UDN (聯合新聞網) article pages: title, date, author/agency and body; the share bar, the
 byline block, mobile-only slots and the 延伸閱讀 / 相關新聞 / 商品推薦 lists go.
 
-Fixture: tests/data/pages/udn_3705102.html (udn.com/news/story/7315/3705102, 2019).
+Fixtures: tests/data/pages/udn_3705102.html (udn.com/news/story/7315/3705102, 2019) and
+tests/data/pages/udn_9112304_from_seed002.html (the sections after the story, in the order
+seed 002 shows them).
 """
 
 import re
@@ -19,10 +21,9 @@ RULES = SiteRules(
         "#story_also", ".story_also", "#story_tags", ".story_tags",
         "#product_recommend", ".product_recommend",
         "#comment_body", ".comment-rule",
-        "div:-soup-contains-own('延伸閱讀')", "div:-soup-contains-own('相關新聞')",
-        "div:-soup-contains-own('商品推薦')",
         "figcaption a", "a:-soup-contains-own('分享')",
     ),
+    drop_from_headings=("延伸閱讀", "相關新聞", "商品推薦", "留言規則", "udn討論區規範"),
     drop_empty=("p", "div"),
     page_body=("#story_body_content", "section.article-content__editor"),
     page_title=("h1.story_art_title", "h1.article-content__title", "h1"),
