@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 
 FEED_FORMATS = ("feed", "jekyll", "ptt")
 LOCAL_FORMATS = ("jekyll",)  #: formats whose url is a folder on this machine, not a URL
-SITE_NAMES = ("cna", "dw", "rfi", "udn", "voa")  #: sites with cleaning rules (crawler/cleaners/), for site:
+#: sites with cleaning rules (crawler/cleaners/): what feeds.yaml's site: may name
+SITE_NAMES = ("cna", "dw", "rfi", "udn", "voa")
 
 
 def _require_utc(name: str, value: datetime | None) -> None:
