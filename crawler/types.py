@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 FEED_FORMATS = ("feed", "jekyll", "ptt")
 LOCAL_FORMATS = ("jekyll",)  #: formats whose url is a folder on this machine, not a URL
 #: sites with cleaning rules (crawler/cleaners/): what feeds.yaml's site: may name
-SITE_NAMES = ("cna", "dw", "rfi", "udn", "voa")
+SITE_NAMES = ("cdt", "cna", "dw", "epochtimes", "rfi", "udn", "voa", "zaobao")
 
 
 def _require_utc(name: str, value: datetime | None) -> None:

@@ -149,3 +149,27 @@ def test_dw_copyright_notice_goes() -> None:
     cleaned = clean(raw)
     assert "德国之声版权声明" in text(raw) and "德国之声版权声明" not in text(cleaned)
     assert "胡锦涛" in text(cleaned)
+
+
+def test_cdt_better_feed_footer_goes() -> None:
+    """CDT's © / Permalink / Post tags / "Feed enhanced by Better Feed" footer is removed."""
+    for name in ("jekyll_2020-08-28_cdt_cdtv-not-staged.md",
+                 "jekyll_2020-08-28_cdt_malazongju-not-staged.md"):
+        cleaned = text(clean(item(name)))
+        assert "Better Feed" not in cleaned and "Permalink" not in cleaned, name
+        assert "Ken Wong" in cleaned, name
+
+
+def test_zaobao_paywall_goes() -> None:
+    """Zaobao's 订阅/登录 call to action, its style and ad placeholders are removed."""
+    cleaned = clean(item("jekyll_2022-10-22_zaobao_hu-jintao-leaves-video_paywall.md"))
+    assert "继续阅读全文" not in text(cleaned)
+    assert "cx_paywall" not in cleaned.content_html and "<style" not in cleaned.content_html
+    assert text(cleaned).endswith("他没有继续参加下半场的大会。")
+
+
+def test_epochtimes_editor_line_becomes_metadata() -> None:
+    """The closing 责任编辑 line goes to metadata as the credit."""
+    cleaned = clean(item("jekyll_2022-10-22_epochtimes_central-committee-list_title-v1.md"))
+    assert dict(cleaned.metadata)["credit"] == "责任编辑：李穹"
+    assert "责任编辑" not in text(cleaned)
