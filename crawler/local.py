@@ -14,8 +14,7 @@ import os
 from pathlib import Path
 
 from crawler.errors import FetchError, TooLarge
-from crawler.parsers.jekyll import BUNDLE_TYPE
-from crawler.types import CachingInfo, Fetched, NotModified
+from crawler.types import FOLDER_BUNDLE_TYPE, CachingInfo, Fetched, NotModified
 
 
 def read_folder(folder: str, caching: CachingInfo, *, max_bytes: int) -> Fetched | NotModified:
@@ -43,4 +42,4 @@ def read_folder(folder: str, caching: CachingInfo, *, max_bytes: int) -> Fetched
         bundle[name] = data.decode("utf-8", errors="replace")
     body = json.dumps(bundle, ensure_ascii=False).encode("utf-8", "surrogatepass")
     return Fetched(url=folder, final_url=root.resolve().as_uri() + "/", status=200, body=body,
-                   content_type=BUNDLE_TYPE, caching=CachingInfo(etag=etag))
+                   content_type=FOLDER_BUNDLE_TYPE, caching=CachingInfo(etag=etag))

@@ -29,13 +29,6 @@ from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
 from crawler.fetch import fetch, make_client
 from crawler.local import read_folder
 from crawler.normalize import canonical_url
-from crawler.process import (
-    article_from_page,
-    article_from_ptt_post,
-    articles_from_body,
-    limit_worker_memory,
-    ptt_index_urls,
-)
 from crawler.types import (
     LOCAL_FORMATS,
     Article,
@@ -44,6 +37,14 @@ from crawler.types import (
     CrawlOutcome,
     Fetched,
     Source,
+)
+from crawler.workers import (
+    PRELOAD,
+    article_from_page,
+    article_from_ptt_post,
+    articles_from_body,
+    limit_worker_memory,
+    ptt_index_urls,
 )
 from storage import Storage
 
@@ -102,8 +103,10 @@ class Crawler:
         if self._pool is None:
             count = self.config.settings.parse_workers or os.cpu_count() or 1
             # forkserver: forking a process that runs threads (httpx, the db thread) is unsafe.
-            self._pool = ProcessPoolExecutor(max_workers=count,
-                                             mp_context=get_context("forkserver"),
+            # The forkserver loads the parse stack once; each worker starts with it loaded.
+            context = get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+            self._pool = ProcessPoolExecutor(max_workers=count, mp_context=context,
                                              initializer=limit_worker_memory)
         return self._pool
 

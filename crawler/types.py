@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 FEED_FORMATS = ("feed", "jekyll", "ptt")
 LOCAL_FORMATS = ("jekyll",)  #: formats whose url is a folder on this machine, not a URL
+#: the content type of a folder read as one body (crawler.local → crawler.parsers.jekyll)
+FOLDER_BUNDLE_TYPE = "application/x-crawler-folder+json"
 #: sites with cleaning rules (crawler/cleaners/): what feeds.yaml's site: may name
 SITE_NAMES = ("cdt", "cna", "dw", "epochtimes", "rfi", "udn", "voa", "zaobao")
 

@@ -34,10 +34,18 @@ def rules_for(link: str | None, site: str | None = None) -> tuple[SiteRules, ...
 
 
 def clean(item: ParsedItem, site: str | None = None) -> ParsedItem:
-    html = item.content_html or item.summary_html
-    applicable = [r for r in rules_for(item.link, site) if r.applies_to(html)]
-    if not html or not applicable:
+    original = item.content_html or item.summary_html
+    applicable = [r for r in rules_for(item.link, site) if r.applies_to(original)]
+    if not original or not applicable:
         return item
+    html = original
+    for rules in applicable:
+        for pattern in rules.strip_patterns:
+            html = pattern.sub("", html)
+    # A rule whose markers the patterns removed has nothing left to find.
+    applicable = [r for r in applicable if r.needs_soup and r.applies_to(html)]
+    if not applicable:
+        return _with_html(item, html.strip()) if html != original else item
     soup = BeautifulSoup(html, "lxml")
     tags, metadata = clean_soup(soup, applicable, list(item.tags), dict(item.metadata))
     body = soup.body or soup
@@ -45,9 +53,13 @@ def clean(item: ParsedItem, site: str | None = None) -> ParsedItem:
     cleaned = _BETWEEN_TAGS.sub("> <", "".join(str(c) for c in body.contents)).strip()
     item = replace(item, tags=tuple(dict.fromkeys(t for t in tags if t)),
                    metadata=tuple(sorted(metadata.items())))
+    return _with_html(item, cleaned)
+
+
+def _with_html(item: ParsedItem, html: str) -> ParsedItem:
     if item.content_html:
-        return replace(item, content_html=cleaned)
-    return replace(item, summary_html=cleaned)
+        return replace(item, content_html=html)
+    return replace(item, summary_html=html)
 
 
 def clean_soup(soup: BeautifulSoup | Tag, applicable: list[SiteRules] | tuple[SiteRules, ...],

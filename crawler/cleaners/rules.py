@@ -23,6 +23,9 @@ class SiteRules:
     domains: tuple[str, ...] = ()
     #: cheap substrings, one of which must be in the HTML before it is parsed at all
     markers: tuple[str, ...] = ()
+    #: cut from the HTML text before any parsing; a rule left with nothing else to do
+    #: (its markers gone) costs no BeautifulSoup parse at all
+    strip_patterns: tuple[re.Pattern[str], ...] = ()
     drop_selectors: tuple[str, ...] = ()
     #: tags right before a dropped element that go with it (a footer's <hr>)
     drop_before: tuple[str, ...] = ()
@@ -41,6 +44,11 @@ class SiteRules:
 
     def applies_to(self, html: str) -> bool:
         return bool(html) and (not self.markers or any(m in html for m in self.markers))
+
+    @property
+    def needs_soup(self) -> bool:
+        return bool(self.drop_selectors or self.keyword_selectors or self.text_rules
+                    or self.drop_empty or self.drop_from_headings)
 
 
 #: A body that opens with its own publication time (RFI "26/09/2023 - 10:44", DW's ISO UTC

@@ -28,7 +28,6 @@ from crawler.dates import parse_date
 from crawler.errors import ParseError
 from crawler.types import ParsedFeed, ParsedItem
 
-BUNDLE_TYPE = "application/x-crawler-folder+json"
 _MARKER = re.compile(r"^<!--\s*(\d+|NaN)\s*-->\s*$")
 _LINK_LINE = re.compile(r"^\[(?P<text>.*)\]\((?P<url>[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)\)\s*$")
 _RULE = re.compile(r"^-{3,}\s*$")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-import trafilatura
 from bs4 import BeautifulSoup
 
 from crawler.cleaners import clean_soup, rules_for
@@ -66,6 +65,8 @@ def _date_part(byline: str) -> str:
 
 
 def _with_trafilatura(text: str, url: str, now: datetime) -> ParsedItem:
+    import trafilatura  # heavy, and needed only for sites without page rules
+
     html = trafilatura.extract(text, url=url, output_format="html", include_images=True,
                                include_links=True, include_comments=False, favor_precision=True)
     if not html:
