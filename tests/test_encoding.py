@@ -153,3 +153,14 @@ def test_every_manifest_encoding_file_is_covered_and_copied_verbatim() -> None:
         assert name in _files_with_cases(), f"no test case for {entry['file']}"
         assert (DATA / name).read_bytes() == (SHARED / entry["file"]).read_bytes(), name
         assert content_types[name] == entry.get("serve_with", {}).get("Content-Type"), name
+
+
+def test_raw_ptt_bbs_file_in_big5_uao() -> None:
+    """A raw PTT BBS file (Big5 with UAO/HKSCS code points, no declaration) decodes to the
+    text an independent Big5-UAO converter gives (go-pttbbsweb's own UTF-8 copy, a prefix)."""
+    raw = (DATA / "ptt-bbs-raw_big5-uao.txt").read_bytes()
+    independent = (DATA / "ptt-bbs-raw_utf8.txt").read_text(encoding="utf-8")
+    text, encoding, _warnings = decode(raw, None)
+    assert encoding == "big5hkscs"
+    assert text.replace("\r\n", "\n").startswith(independent)
+    assert "\ufffd" not in text

@@ -103,13 +103,21 @@ def test_full_text_fetches_new_items_once(tmp_path: Path, feed_server: Any) -> N
         store.close()
 
 
-def test_udn_sections_after_the_story_go() -> None:
-    """延伸閱讀 and 相關新聞, and everything after them, are not the article."""
+def test_seed_002_udn_page_golden() -> None:
+    """Seed 002 (a UDN page's text, put back into UDN's markup): the fields it shows, the
+    story from its first to its last sentence, keywords as tags, and none of the headlines,
+    related lists, product block or comment rules around it."""
     item, text = page("udn_9112304_from_seed002.html", "https://udn.com/news/story/6813/9112304")
     assert item.title == "澤倫斯基：正與盟國協商安全保障細節"
-    assert item.published == datetime(2025, 8, 22, 23, 20, tzinfo=UTC)
     assert item.author == "中央社"  # the agency; "基輔22日專電" is the dateline
-    assert text.startswith("烏克蘭總統澤倫斯基。圖／美聯社 烏克蘭與西方盟國")
-    assert "布達佩斯備忘錄" in text
-    for gone in ("延伸閱讀", "相關新聞", "近幾周最大空襲", "川普：俄烏達成和平協議可能性"):
+    assert item.published == datetime(2025, 8, 22, 16, 0, tzinfo=UTC)
+    assert item.tags == ("烏克蘭", "俄羅斯", "俄烏戰爭")
+    assert text.startswith("烏克蘭總統澤倫斯基。圖／美聯社 烏克蘭與西方盟國近日持續就俄烏戰事")
+    assert text.endswith("均未能阻止俄羅斯於2022年全面入侵烏克蘭。")
+    seed = (PAGES.parent / "seeds" / "002.txt").read_text(encoding="utf-8")
+    story = seed[seed.index("烏克蘭與西方盟國"):seed.index("烏克蘭 俄羅斯 俄烏戰爭")]
+    for paragraph in (p.strip() for p in story.split("\n") if p.strip()):
+        assert paragraph in text, paragraph[:30]
+    for gone in ("調查認定葉丙成未違性平法", "延伸閱讀", "相關新聞", "近幾周最大空襲",
+                 "商品推薦", "udn討論區", "張貼文章或下標籤", "快訊"):
         assert gone not in text, gone
