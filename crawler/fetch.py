@@ -90,6 +90,10 @@ async def _fetch(
         response = await client.send(request, stream=True)
         try:
             if response.status_code == 304:
+                # Read the (empty) body so the connection goes back to the pool: closing an
+                # unread streamed response closes the connection, and every poll would pay
+                # for a new one.
+                await response.aread()
                 return NotModified(url=url, caching=_caching(response, caching))
             if response.status_code in REDIRECTS:
                 location = response.headers.get("Location")
