@@ -18,12 +18,12 @@ import yaml
 from crawler.errors import ConfigError
 from crawler.types import (
     FEED_FORMATS,
-    LOCAL_FORMATS,
     SITE_NAMES,
     Config,
     Output,
     Settings,
     Source,
+    is_local,
 )
 
 DEFAULT_PATH = "feeds.yaml"
@@ -279,7 +279,8 @@ def _sources(
         found = check.mapping(node, where, SOURCE_FIELDS, loader)
         _check_name(check, found, where, in_url=False)
         check.positive(found, "interval", where)
-        local = found.get("format", ("feed", None))[0] in LOCAL_FORMATS
+        local = "url" in found and is_local(found.get("format", ("feed", None))[0],
+                                            found["url"][0].strip())
         if "url" in found and local:
             folder = (config_dir / found["url"][0].strip()).resolve()
             if not folder.is_dir():

@@ -30,13 +30,14 @@ from crawler.fetch import fetch, make_client
 from crawler.local import read_folder
 from crawler.normalize import canonical_url
 from crawler.types import (
-    LOCAL_FORMATS,
+    FOLDER_FILES,
     Article,
     CachingInfo,
     Config,
     CrawlOutcome,
     Fetched,
     Source,
+    is_local,
 )
 from crawler.workers import (
     PRELOAD,
@@ -225,9 +226,11 @@ class Crawler:
     async def _fetch_and_store(self, client: Any, source: Source, interval: int,
                                caching: CachingInfo) -> CrawlOutcome:
         settings = self.config.settings
-        if source.format in LOCAL_FORMATS:
+        local = is_local(source.format, source.url)
+        if local:
             result = await asyncio.to_thread(read_folder, source.url, caching,
-                                             max_bytes=settings.max_bytes)
+                                             max_bytes=settings.max_bytes,
+                                             suffix=FOLDER_FILES[source.format])
         else:
             result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
                                  deadline=settings.timeout, headers=_headers_for(source))
@@ -245,7 +248,7 @@ class Crawler:
                                                          body_hash=caching.body_hash),
                                     next_check_after_success(now, interval), 304))
             return CrawlOutcome(source=source.name, not_modified=True, status=304)
-        if source.format == "ptt":
+        if source.format == "ptt" and not local:
             articles, warnings = await self._ptt_posts(client, source, result, now)
         else:
             articles, warnings = await self._parse(source, result, now)

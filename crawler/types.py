@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 FEED_FORMATS = ("feed", "jekyll", "ptt")
-LOCAL_FORMATS = ("jekyll",)  #: formats whose url is a folder on this machine, not a URL
+LOCAL_FORMATS = ("jekyll",)  #: formats whose url is always a folder on this machine
+#: the files a local folder of each format is made of (ptt: posts saved as text)
+FOLDER_FILES = {"jekyll": ".md", "ptt": ".txt"}
+
+
+def is_local(format_name: str, url: str) -> bool:
+    """A folder on this machine rather than a URL: always for jekyll; for ptt when the url
+    is not http(s) (a folder of saved posts instead of a board index)."""
+    if format_name in LOCAL_FORMATS:
+        return True
+    return format_name in FOLDER_FILES and not url.startswith(("http://", "https://"))
 #: the content type of a folder read as one body (crawler.local → crawler.parsers.jekyll)
 FOLDER_BUNDLE_TYPE = "application/x-crawler-folder+json"
 #: sites with cleaning rules (crawler/cleaners/): what feeds.yaml's site: may name

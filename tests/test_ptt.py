@@ -155,3 +155,79 @@ def test_board_crawl_end_to_end(tmp_path: Path, ptt_server: dict[str, Any]) -> N
         assert ptt_server["hits"]["/bbs/Gossiping/M.1459688662.A.CFE.html"] == 1
     finally:
         store.close()
+
+
+def test_raw_bbs_file_golden() -> None:
+    """A raw BBS file (Big5-UAO, ANSI colours): header fields, body, pushes, post address."""
+    from crawler.encoding import decode
+    from crawler.parsers.ptt import parse_ptt_text
+
+    data = Path(__file__).parent / "data" / "encoding" / "ptt-bbs-raw_big5-uao.txt"
+    text, _, _ = decode(data.read_bytes(), None)
+    item = parse_ptt_text(text, "file:///saved/post.txt", NOW)
+    metadata = dict(item.metadata)
+    assert item.title == "[新聞] TVBS六都民調 侯奪冠、盧升第四、柯墊底"
+    assert item.author == "cheinshin" and metadata["board"] == "Gossiping"
+    assert metadata["category"] == "新聞" and metadata["source_url"] == "https://reurl.cc/8nK7eo"
+    assert item.published == datetime(2020, 12, 21, 11, 45, 20, tzinfo=UTC)
+    assert item.link == "https://www.ptt.cc/bbs/Gossiping/M.1608551127.A.91E.html"
+    body = plain_text(item.content_html)
+    assert body.startswith("1.媒體來源: TVBS 2.記者署名: 韋家齊")
+    assert body.endswith("草包滾了 柯果然墊底")
+    assert "\x1b" not in item.content_html and "發信站" not in body
+    assert len(item.comments) == 76
+    assert (item.comments[-1].user, item.comments[-1].kind, item.comments[-1].text) == \
+        ("ken0062", "push", "做越多越被嫌ww")
+    assert item.comments[-1].time == datetime(2020, 12, 21, 16, 11, tzinfo=UTC)
+    assert {c.kind for c in item.comments} == {"push", "boo", "neutral"}
+
+
+def test_seed_004_rendering_golden() -> None:
+    """Seed 004 (a post rendered as text): title, category, the quoted UDN story and its
+    URL, and the 34 pushes with floor, user, time and text (16F has no text)."""
+    from crawler.parsers.ptt import parse_ptt_text
+
+    seed = (Path(__file__).parent / "data" / "seeds" / "004.txt").read_text(encoding="utf-8")
+    item = parse_ptt_text(seed, "file:///seeds/004.txt", NOW)
+    metadata = dict(item.metadata)
+    assert item.title == "[新聞] 美防長讚「美中關係史上最佳」!雙方同意設軍事溝通管道 美"
+    assert metadata["category"] == "新聞"
+    assert metadata["source_url"] == "https://udn.com/news/story/6813/9112304"
+    assert item.published == datetime(2025, 11, 2, 4, 43, tzinfo=UTC)  # the story's stated time
+    body = plain_text(item.content_html)
+    assert body.startswith("美防長讚「美中關係史上最佳」!雙方同意設軍事溝通管道 美媒有質疑")
+    assert body.endswith("還是聯合報比較敢寫 反觀中央社根本隻字不提....")
+    assert "推文討論" not in body and "BaRanKa" not in body
+    assert len(item.comments) == 34 and [c.floor for c in item.comments] == list(range(1, 35))
+    first, sixteenth = item.comments[0], item.comments[15]
+    assert (first.user, first.text) == ("BaRanKa", "ㄏㄏ大膽 那美台呢")
+    assert first.time == datetime(2025, 11, 2, 10, 17, tzinfo=UTC)
+    assert (sixteenth.user, sixteenth.text) == ("yangweiisi", "")
+
+
+def test_folder_of_saved_posts_is_a_ptt_source(tmp_path: Path) -> None:
+    """format: ptt with a folder: every .txt post in it is read (Big5 or UTF-8)."""
+    import shutil
+
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "encoding" / "ptt-bbs-raw_big5-uao.txt",
+                folder / "tvbs.txt")
+    shutil.copy(Path(__file__).parent / "data" / "seeds" / "004.txt", folder / "udn.txt")
+    (folder / "notes.txt").write_text("not a post\n", encoding="utf-8")
+    config = config_module.parse(
+        f"settings:\n  database: sqlite:///{tmp_path / 'c.db'}\n  parse_workers: 1\n"
+        f"feeds:\n  - name: saved\n    url: {folder}\n    format: ptt\n",
+        str(tmp_path / "feeds.yaml"), env={})
+    store = open_storage(config.settings.database)
+    store.sync_sources(config.sources, NOW)
+    crawler = Crawler(config, store)
+    try:
+        outcome = asyncio.run(crawler.crawl())[0]
+        assert outcome.error is None and outcome.new == 2
+        assert any("notes.txt" in w for w in outcome.warnings)
+        titles = {a.title for a in store.articles_for_output(None, 10)}
+        assert "[新聞] TVBS六都民調 侯奪冠、盧升第四、柯墊底" in titles
+    finally:
+        crawler.close()
+        store.close()

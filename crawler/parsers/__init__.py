@@ -11,6 +11,7 @@ from datetime import datetime
 
 from crawler.parsers.feed import parse_feed
 from crawler.parsers.jekyll import parse_jekyll_folder
+from crawler.parsers.ptt import parse_ptt_folder
 from crawler.types import ParsedFeed
 
 Parser = Callable[[bytes, str | None, str, datetime], ParsedFeed]
@@ -18,6 +19,7 @@ Parser = Callable[[bytes, str | None, str, datetime], ParsedFeed]
 PARSERS: dict[str, Parser] = {
     "feed": parse_feed,
     "jekyll": parse_jekyll_folder,
+    "ptt": parse_ptt_folder,  # a folder of saved posts; a board URL is crawled by the pipeline
 }
 
 

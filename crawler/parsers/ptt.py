@@ -13,12 +13,12 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from bs4 import BeautifulSoup, Tag
 
 from crawler.errors import NotAFeed, ParseError
-from crawler.types import Comment, ParsedItem
+from crawler.types import Comment, ParsedFeed, ParsedItem
 
 TAIPEI = timezone(timedelta(hours=8))
 KINDS = {"推": "push", "噓": "boo", "→": "neutral"}
@@ -119,8 +119,11 @@ def _comment(floor: int, push: Tag, posted: datetime) -> Comment:
 
 
 def _body_text(main: Tag) -> str:
+    return _post_lines(main.get_text().replace("\r\n", "\n").split("\n"))
+
+
+def _post_lines(lines: list[str]) -> str:
     """The post's own text: BBS lines, without the ※ site lines and what follows them."""
-    lines = main.get_text().replace("\r\n", "\n").split("\n")
     kept: list[str] = []
     for line in lines:
         if _SIGNATURE_SITE.match(line.strip()):
@@ -163,3 +166,136 @@ def _as_html(text: str) -> str:
         linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
         rendered.append("<p>" + linked.replace("\n", "<br>") + "</p>")
     return "".join(rendered)
+
+
+# Text forms of a post: the raw BBS file (作者/標題/時間 header, ANSI colours, push lines
+# "推 user: text   MM/DD HH:MM") and the rendering of seed 004 (title line, body,
+# "推文討論 N", then "NF user MM/DD HH:MM" and the push's text on the next line).
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_RAW_HEADER = re.compile(r"^作者[:：]\s*(?P<author>\S+)(?:\s*\([^)]*\))?"
+                         r"(?:\s*看板[:：]\s*(?P<board>\S+))?")
+_RAW_PUSH = re.compile(r"^(?P<tag>推|噓|→)\s*(?P<user>[^\s:：]+)\s*[:：]\s?(?P<text>.*?)"
+                       r"\s+(?P<when>\d{1,2}/\d{1,2}(?:\s+\d{1,2}:\d{2})?)\s*$")
+_RENDERED_PUSH = re.compile(r"^(?P<floor>\d+)F\s+(?P<user>\S+)\s+(?P<when>\d{1,2}/\d{1,2}"
+                            r"\s+\d{1,2}:\d{2})\s*$")
+_BODY_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2})")
+
+
+def parse_ptt_text(text: str, url: str, now: datetime) -> ParsedItem:
+    """A PTT post as text (raw BBS file or seed 004's rendering) → :class:`ParsedItem`."""
+    lines = _ANSI.sub("", text).replace("\r\n", "\n").split("\n")
+    header = _RAW_HEADER.match(lines[0]) if lines else None
+    if header:
+        return _from_raw(lines, header, url, now)
+    if lines and _TITLE.match(lines[0].strip()):
+        return _from_rendering(lines, url, now)
+    raise ParseError("not a PTT post (no 作者 header and no [category] title line)")
+
+
+def _from_raw(lines: list[str], header: re.Match[str], url: str, now: datetime) -> ParsedItem:
+    fields: dict[str, str] = {}
+    index = 1
+    while index < len(lines) and (found := re.match(r"^(標題|時間)[:：]\s*(.*)$", lines[index])):
+        fields[found.group(1)] = found.group(2).strip()
+        index += 1
+    posted = _post_time(fields.get("時間", ""))
+    body: list[str] = []
+    comments: list[Comment] = []
+    for line in lines[index:]:
+        push = _RAW_PUSH.match(line.strip())
+        if push:
+            comments.append(_text_comment(len(comments) + 1, push.group("user"),
+                                          KINDS[push.group("tag")], push.group("text"),
+                                          push.group("when"), posted or now))
+        elif not comments:
+            body.append(line)
+    address = next((m.group(1) for line in lines
+                    if (m := re.match(r"^※ 文章網址[:：]\s*(https?://\S+)", line.strip()))), url)
+    return _text_item(fields.get("標題", ""), _post_lines(body), header.group("author"),
+                      header.group("board"), posted, comments, address)
+
+
+def _from_rendering(lines: list[str], url: str, now: datetime) -> ParsedItem:
+    title = lines[0].strip()
+    end = next((i for i, line in enumerate(lines) if line.startswith("推文討論")), len(lines))
+    body_text = "\n".join(lines[1:end]).strip("\n")
+    stated = _BODY_DATE.search(body_text)
+    posted = None
+    if stated:
+        year, month, day, hour, minute = (int(g) for g in stated.groups())
+        posted = datetime(year, month, day, hour, minute, tzinfo=TAIPEI).astimezone(UTC)
+    comments: list[Comment] = []
+    index = end + 1
+    while index < len(lines):
+        push = _RENDERED_PUSH.match(lines[index].strip())
+        if push:
+            following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            text = "" if _RENDERED_PUSH.match(following) else following
+            comments.append(_text_comment(int(push.group("floor")), push.group("user"),
+                                          "neutral", text, push.group("when"), posted or now))
+            index += 1 if _RENDERED_PUSH.match(following) else 2
+        else:
+            index += 1
+    return _text_item(title, body_text, None, None, posted, comments, url)
+
+
+def _text_comment(floor: int, user: str, kind: str, text: str, when: str,
+                  posted: datetime) -> Comment:
+    match = _PUSH_TIME.search(when)
+    moment = None
+    if match:
+        local = posted.astimezone(TAIPEI)
+        try:
+            moment = local.replace(month=int(match.group(1)), day=int(match.group(2)),
+                                   hour=int(match.group(3) or 0), minute=int(match.group(4) or 0),
+                                   second=0)
+            if moment < local - timedelta(days=1):
+                moment = moment.replace(year=local.year + 1)
+        except ValueError:
+            moment = None
+    return Comment(floor=floor, user=user, kind=kind, text=text.strip(),
+                   time=moment.astimezone(UTC) if moment else None)
+
+
+def _text_item(title: str, text: str, author: str | None, board: str | None,
+               posted: datetime | None, comments: list[Comment], url: str) -> ParsedItem:
+    title = " ".join(title.split())
+    metadata: dict[str, str] = {}
+    match = _TITLE.match(title)
+    if match:
+        metadata["category"] = match.group("category")
+    if board:
+        metadata["board"] = board
+    if author:
+        metadata["author"] = author
+    quoted = _quoted_url(text)
+    if quoted:
+        metadata["source_url"] = quoted
+    return ParsedItem(
+        guid=None, link=url, title=title or "(PTT)", content_html=_as_html(text),
+        summary_html="", author=author, published=posted, updated=None,
+        tags=tuple(v for k, v in metadata.items() if k in ("board", "category")),
+        metadata=tuple(sorted(metadata.items())), comments=tuple(comments),
+    )
+
+
+def parse_ptt_folder(body: bytes, content_type: str | None, url: str,
+                     now: datetime) -> ParsedFeed:
+    """A folder of saved posts (crawler.local's bundle) → one item per post; a file that is
+    not a post is a warning naming it."""
+    import json
+
+    try:
+        files: dict[str, str] = json.loads(body)
+    except ValueError as exc:
+        raise ParseError(f"not a folder bundle: {exc}") from exc
+    items: list[ParsedItem] = []
+    warnings: list[str] = []
+    for name in sorted(files):
+        try:
+            items.append(parse_ptt_text(files[name], urljoin(url, quote(name)), now))
+        except ParseError as exc:
+            warnings.append(f"{name}: {exc}")
+    if files and not items:
+        raise ParseError(f"none of the {len(files)} .txt files is a PTT post: {warnings[0]}")
+    return ParsedFeed(title=url, link=None, items=tuple(items), warnings=tuple(warnings))
