@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bs4 import BeautifulSoup
+
 from crawler.cleaners import clean
 from crawler.normalize import normalize, plain_text
 from crawler.parsers.jekyll import parse_post
@@ -173,3 +175,31 @@ def test_epochtimes_editor_line_becomes_metadata() -> None:
     cleaned = clean(item("jekyll_2022-10-22_epochtimes_central-committee-list_title-v1.md"))
     assert dict(cleaned.metadata)["credit"] == "责任编辑：李穹"
     assert "责任编辑" not in text(cleaned)
+
+
+def test_every_rule_fires_on_a_fixture() -> None:
+    """Each selector, text pattern and heading of every site's rules matches something in
+    the fixtures: a rule no fixture shows firing is a guess, not a rule."""
+    import html
+    import warnings
+
+    from bs4 import XMLParsedAsHTMLWarning
+
+    from crawler.cleaners import ALWAYS, SITES
+
+    data = JEKYLL.parent
+    documents = [*sorted(JEKYLL.rglob("*.md")), *sorted((data / "seeds").glob("*.md")),
+                 *sorted((data / "pages").glob("*.html")), data / "feeds" / "waimei_posts.rss"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soups = [BeautifulSoup(html.unescape(p.read_text(encoding="utf-8")), "lxml")
+                 for p in documents]
+    texts = [soup.get_text("\n") for soup in soups]
+    for rules in (*SITES, *ALWAYS):
+        for selector in (*rules.drop_selectors, *rules.keyword_selectors):
+            assert any(soup.select(selector) for soup in soups), (rules.name, selector)
+        for rule in rules.text_rules:
+            assert any(rule.pattern.search(line) for text in texts
+                       for line in text.split("\n")), (rules.name, rule.pattern.pattern)
+        for heading in rules.drop_from_headings:
+            assert any(heading in text for text in texts), (rules.name, heading)

@@ -44,12 +44,20 @@ def test_every_format_in_one_crawl(tmp_path: Path, feed_server: Any) -> None:
     cna_page = feed_server.add("/cna/201603190029.aspx",
                                (DATA / "pages/cna_201603190029.html").read_bytes(), page)
     broken = feed_server.add("/cna/broken.aspx", b"<html><body><div class='centr", page)
+    no_body = feed_server.add("/cna/empty.aspx", b"<html><head><title>x</title></head>"
+                              b"<body><nav>menu</nav></body></html>", page)
+    # Big5 bytes served as UTF-8: the page is still read, in the right characters.
+    mislabeled = feed_server.add(
+        "/cna/big5.aspx", (DATA / "pages/cna_201603190029.html").read_text(encoding="utf-8")
+        .replace('charset="utf-8"', "").encode("big5", errors="ignore"), page)
     udn_page = feed_server.add("/udn/3705102", (DATA / "pages/udn_3705102.html").read_bytes(),
                                page)
     feeds = {
         "waimei": feed_server.add_file("waimei_posts.rss"),
         "cna-pages": feed_server.add("/cna.xml", rss([("平鎮輪胎行惡火", cna_page),
-                                                      ("壞掉的頁面", broken)]),
+                                                      ("壞掉的頁面", broken),
+                                                      ("沒有內文", no_body),
+                                                      ("編碼錯了", mislabeled)]),
                                      "application/rss+xml"),
         "udn-pages": feed_server.add("/udn.xml", rss([("血濺桃機", udn_page)]),
                                      "application/rss+xml"),
@@ -73,7 +81,8 @@ def test_every_format_in_one_crawl(tmp_path: Path, feed_server: Any) -> None:
                             "--json"], capture_output=True, text=True, timeout=180)
     assert crawl.returncode == 0, crawl.stdout + crawl.stderr
     assert json.loads(crawl.stdout.strip().splitlines()[-1])["errors"] == 0
-    assert "broken.aspx" in crawl.stderr  # the broken page is reported, its item kept
+    # The broken pages are reported, each naming its page; their items keep the feed's text.
+    assert "broken.aspx" in crawl.stderr and "empty.aspx" in crawl.stderr
 
     from crawler.config import load
     from crawler.emitters import EMITTERS
@@ -93,6 +102,8 @@ def test_every_format_in_one_crawl(tmp_path: Path, feed_server: Any) -> None:
     assert "一名62歲女子逃生不及" in by_title["平鎮輪胎行惡火"]["content_html"]  # full text
     assert "川普會救他" in by_title["血濺桃機"]["content_html"]
     assert by_title["壞掉的頁面"]["content_html"] == "摘要 壞掉的頁面"  # the feed's text kept
+    assert by_title["沒有內文"]["content_html"] == "摘要 沒有內文"
+    assert "一名62歲女子逃生不及" in by_title["編碼錯了"]["content_html"]
     ptt = by_title["Re: [新聞] 5年7起隨機殺人 台灣社會學到甚麼？"]
     assert len(ptt["_crawler"]["comments"]) == 8
     cna = by_title["CNN：白宮與馬斯克洽談 對伊朗提供星鏈網路服務"]

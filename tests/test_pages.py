@@ -121,3 +121,13 @@ def test_seed_002_udn_page_golden() -> None:
     for gone in ("調查認定葉丙成未違性平法", "延伸閱讀", "相關新聞", "近幾周最大空襲",
                  "商品推薦", "udn討論區", "張貼文章或下標籤", "快訊"):
         assert gone not in text, gone
+
+
+def test_zaobao_page_via_trafilatura_golden() -> None:
+    """Zaobao's article page (no page rules): title, author, date, first and last sentence."""
+    item, text = page("zaobao_realtime.html", "https://www.zaobao.com/realtime/singapore/x")
+    assert item.title == "明年起符合资格骨髓病患 采集干细胞可获全额津贴"
+    assert item.author == "郑智浩"
+    assert item.published == datetime(2025, 11, 21, 16, 0, tzinfo=UTC)  # 2025-11-22, +08:00
+    assert text.startswith("明年1月1日起，在公立医院求医且通过“骨髓捐赠计划”成功匹配到本地捐赠者的病患")
+    assert text.endswith("“希望更多雇主加入提供支持，提高骨髓捐赠的意识。”")

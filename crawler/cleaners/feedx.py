@@ -18,6 +18,6 @@ RULES = SiteRules(
     strip_patterns=(re.compile(
         r"(?:<br\s*/?>\s*)*<hr\s*/?>\s*<div>\s*[获獲]取更多RSS(?:[^<]|<(?!/?div\b)[^>]*>)*</div>",
         re.I),),
-    drop_selectors=("div:-soup-contains('获取更多RSS')", "div:-soup-contains('獲取更多RSS')"),
+    drop_selectors=("div:-soup-contains('获取更多RSS')",),
     drop_before=("hr", "br"),
 )

@@ -12,7 +12,6 @@ RULES = SiteRules(
         "div[data-selfpromo-newsletter]",
         "div[data-selfpromo-app]",
         "div:has(> div:-soup-contains-own('分享 :'))",
-        "div:has(> div:-soup-contains-own('分享:'))",
     ),
     text_rules=(STATED_TIME,),
     drop_empty=("div",),

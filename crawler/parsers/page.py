@@ -19,6 +19,7 @@ from crawler.encoding import decode
 from crawler.errors import NotAFeed
 from crawler.types import ParsedItem
 
+MIN_ARTICLE_CHARS = 40
 _BYLINE_DATE = re.compile(r"\d{4}[-/年.]\d{1,2}[-/月.]\d{1,2}日?(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?")
 
 
@@ -51,6 +52,8 @@ def _with_rules(text: str, url: str, page: SiteRules, rules: tuple[SiteRules, ..
         match = page.page_author.search(byline)
         author = " ".join(match.group(1).split()) if match else None
     tags, metadata = clean_soup(body, [r for r in rules if r.applies_to(str(body))], [], {})
+    if len(body.get_text(strip=True)) < MIN_ARTICLE_CHARS:
+        raise NotAFeed("the page's article block is empty")
     return ParsedItem(
         guid=None, link=url, title=title, content_html=body.decode_contents().strip(),
         summary_html="", author=author, published=published, updated=None,
@@ -69,7 +72,8 @@ def _with_trafilatura(text: str, url: str, now: datetime) -> ParsedItem:
 
     html = trafilatura.extract(text, url=url, output_format="html", include_images=True,
                                include_links=True, include_comments=False, favor_precision=True)
-    if not html:
+    # A menu or a cookie notice is not an article: ask for some text before calling it one.
+    if not html or len(BeautifulSoup(html, "lxml").get_text(strip=True)) < MIN_ARTICLE_CHARS:
         raise NotAFeed("no article text found on the page")
     meta = trafilatura.extract_metadata(text, default_url=url)
     soup = BeautifulSoup(html, "lxml")
