@@ -74,8 +74,10 @@ def claim(
     """Lease sources to this worker; a source leased by another live worker is skipped.
 
     On PostgreSQL the candidates are locked with FOR UPDATE SKIP LOCKED, so several daemons
-    on one database never fetch the same source at once. SQLite has one writer at a time, and
-    the UPDATE re-checks the lease, so the same holds there.
+    on one database never fetch the same source at once. On SQLite the choice and the lease
+    are one UPDATE, whose subquery runs under the write lock: a worker never picks sources
+    that another is taking at that moment (and so never comes back empty-handed while some
+    are still due).
     """
     free = or_(state_t.c.lease_until.is_(None), state_t.c.lease_until < now)
     query = (select(state_t.c.source_id)
@@ -88,12 +90,15 @@ def claim(
     if names is not None:
         query = query.where(sources_t.c.name.in_(list(names)))
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=state_t)
-    ids = [r.source_id for r in conn.execute(query)]
-    if not ids:
-        return []
+        ids = [r.source_id for r in
+               conn.execute(query.with_for_update(skip_locked=True, of=state_t))]
+        if not ids:
+            return []
+        chosen = state_t.c.source_id.in_(ids)
+    else:
+        chosen = state_t.c.source_id.in_(query)
     claimed = conn.execute(
-        update(state_t).where(state_t.c.source_id.in_(ids), free)
+        update(state_t).where(chosen, free)
         .values(lease_until=now + lease, lease_owner=owner)
         .returning(state_t.c.source_id)
     ).scalars().all()

@@ -129,5 +129,5 @@ def test_zaobao_page_via_trafilatura_golden() -> None:
     assert item.title == "明年起符合资格骨髓病患 采集干细胞可获全额津贴"
     assert item.author == "郑智浩"
     assert item.published == datetime(2025, 11, 21, 16, 0, tzinfo=UTC)  # 2025-11-22, +08:00
-    assert text.startswith("明年1月1日起，在公立医院求医且通过“骨髓捐赠计划”成功匹配到本地捐赠者的病患")
+    assert text.startswith("明年1月1日起，在公立医院求医且通过“骨髓捐赠计划”成功匹配到")
     assert text.endswith("“希望更多雇主加入提供支持，提高骨髓捐赠的意识。”")
