@@ -30,7 +30,7 @@ def is_local(format_name: str, url: str) -> bool:
 #: the content type of a folder read as one body (crawler.local → crawler.parsers.jekyll)
 FOLDER_BUNDLE_TYPE = "application/x-crawler-folder+json"
 #: sites with cleaning rules (crawler/cleaners/): what feeds.yaml's site: may name
-SITE_NAMES = ("cdt", "cna", "dw", "epochtimes", "rfi", "udn", "voa", "zaobao")
+SITE_NAMES = ("cdt", "cna", "dw", "epochtimes", "rfi", "udn", "voa", "waimei", "zaobao")
 
 
 def _require_utc(name: str, value: datetime | None) -> None:

@@ -189,7 +189,8 @@ def test_every_rule_fires_on_a_fixture() -> None:
 
     data = JEKYLL.parent
     documents = [*sorted(JEKYLL.rglob("*.md")), *sorted((data / "seeds").glob("*.md")),
-                 *sorted((data / "pages").glob("*.html")), data / "feeds" / "waimei_posts.rss"]
+                 *sorted((data / "pages").glob("*.html")), data / "feeds" / "waimei_posts.rss",
+                 data / "feeds" / "solidot.atom"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
         soups = [BeautifulSoup(html.unescape(p.read_text(encoding="utf-8")), "lxml")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from crawler.errors import NotAFeed, ParseError
+from crawler.normalize import plain_text
 from crawler.process import articles_from_body
 from crawler.types import Article
 
@@ -83,7 +84,13 @@ def test_real_atom_feed() -> None:
     assert first.published == datetime(2021, 1, 21, 14, 16, 25, tzinfo=UTC)
     assert first.item_key.startswith("guid:https://nodebe4.github.io/waimei/")
     assert "Solidot" in first.tags
+    assert first.author == "Solidot"
     assert "<!--" not in first.content_html  # comments (the millis marker) are stripped
+    text = plain_text(first.content_html)
+    # The rendered [title](url) line and its "——" rule are gone (crawler/cleaners/waimei.py).
+    assert text.startswith("互联网上有大量的视频显示猫对猫薄荷十分疯狂。")
+    assert text.endswith("日本岩手大学的科学家花了五年时间用多个实验确定了环烯醚萜是猫兴奋的关键。")
+    assert not [a.title for a in articles if plain_text(a.content_html).startswith(a.title)]
 
 
 def test_duplicate_guids_first_wins() -> None:

@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
-from crawler.cleaners import cdt, cna, dw, epochtimes, feedx, rfi, udn, voa, zaobao
+from crawler.cleaners import cdt, cna, dw, epochtimes, feedx, rfi, udn, voa, waimei, zaobao
 from crawler.cleaners.rules import SiteRules, TextRule
 from crawler.types import ParsedItem
 
 _BETWEEN_TAGS = re.compile(r">\s{2,}<")
 SITES: tuple[SiteRules, ...] = (cdt.RULES, cna.RULES, dw.RULES, epochtimes.RULES, rfi.RULES,
-                                udn.RULES, voa.RULES, zaobao.RULES)
+                                udn.RULES, voa.RULES, waimei.RULES, zaobao.RULES)
 ALWAYS: tuple[SiteRules, ...] = (feedx.RULES,)
 
 
