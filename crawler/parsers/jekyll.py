@@ -17,7 +17,6 @@ The folder's files arrive as one bundle (crawler.local), so a whole archive is o
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,6 +25,7 @@ import yaml
 
 from crawler.dates import parse_date
 from crawler.errors import ParseError
+from crawler.parsers.folder import parse_bundle
 from crawler.types import ParsedFeed, ParsedItem
 
 _MARKER = re.compile(r"^<!--\s*(\d+|NaN)\s*-->\s*$")
@@ -36,22 +36,8 @@ _DATE_LINE = re.compile(r"^日期[：:]\s*(.+)$")
 
 def parse_jekyll_folder(body: bytes, content_type: str | None, url: str,
                         now: datetime) -> ParsedFeed:
-    """A folder bundle (path → text) → one item per post; a post that cannot be read is
-    skipped with a warning naming its file, so one bad file never hides the others."""
-    try:
-        files: dict[str, str] = json.loads(body)
-    except ValueError as exc:
-        raise ParseError(f"not a folder bundle: {exc}") from exc
-    items: list[ParsedItem] = []
-    warnings: list[str] = []
-    for path in sorted(files):
-        try:
-            items.append(parse_post(files[path], now))
-        except ParseError as exc:
-            warnings.append(f"{path}: {exc}")
-    if files and not items:
-        raise ParseError(f"none of the {len(files)} .md files is a post: {warnings[0]}")
-    return ParsedFeed(title=url, link=None, items=tuple(items), warnings=tuple(warnings))
+    """A folder of Jekyll posts (crawler.local's bundle) → one item per post."""
+    return parse_bundle(body, url, ".md posts", lambda _name, text: parse_post(text, now))
 
 
 def parse_post(text: str, now: datetime) -> ParsedItem:

@@ -18,6 +18,7 @@ from urllib.parse import quote, urljoin
 from bs4 import BeautifulSoup, Tag
 
 from crawler.errors import NotAFeed, ParseError
+from crawler.parsers.folder import parse_bundle
 from crawler.types import Comment, ParsedFeed, ParsedItem
 
 TAIPEI = timezone(timedelta(hours=8))
@@ -281,21 +282,6 @@ def _text_item(title: str, text: str, author: str | None, board: str | None,
 
 def parse_ptt_folder(body: bytes, content_type: str | None, url: str,
                      now: datetime) -> ParsedFeed:
-    """A folder of saved posts (crawler.local's bundle) → one item per post; a file that is
-    not a post is a warning naming it."""
-    import json
-
-    try:
-        files: dict[str, str] = json.loads(body)
-    except ValueError as exc:
-        raise ParseError(f"not a folder bundle: {exc}") from exc
-    items: list[ParsedItem] = []
-    warnings: list[str] = []
-    for name in sorted(files):
-        try:
-            items.append(parse_ptt_text(files[name], urljoin(url, quote(name)), now))
-        except ParseError as exc:
-            warnings.append(f"{name}: {exc}")
-    if files and not items:
-        raise ParseError(f"none of the {len(files)} .txt files is a PTT post: {warnings[0]}")
-    return ParsedFeed(title=url, link=None, items=tuple(items), warnings=tuple(warnings))
+    """A folder of PTT posts saved as text (crawler.local's bundle) → one item per post."""
+    return parse_bundle(body, url, ".txt PTT posts",
+                        lambda name, text: parse_ptt_text(text, urljoin(url, quote(name)), now))
