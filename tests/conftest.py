@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -158,3 +159,39 @@ def write_config(path: Path, database: str, feeds: dict[str, str], *, limit: int
     lines += ["outputs:", "  - name: all", "    title: Everything", f"    limit: {limit}"]
     path.write_text("\n".join(lines) + "\n" + extra_outputs, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def serve_handler() -> Iterator[Any]:
+    """Start a loopback server for a handler class; returns its base URL. All stop after."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(handler: type[BaseHTTPRequestHandler]) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def crawl_once() -> Any:
+    """Crawl every source of a Config into a Storage once, in-process; outcomes by name."""
+    import asyncio
+
+    from crawler.pipeline import Crawler
+
+    def run(config: Any, store: Storage, names: list[str] | None = None) -> dict[str, Any]:
+        crawler = Crawler(config, store)
+        try:
+            return {o.source: o for o in asyncio.run(crawler.crawl(names))}
+        finally:
+            crawler.close()
+
+    return run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 from crawler import config as config_module
 from crawler.normalize import normalize, plain_text
 from crawler.parsers.page import parse_page
-from crawler.pipeline import Crawler
 from storage import open_storage
 
 PAGES = Path(__file__).parent / "data" / "pages"
@@ -66,7 +64,8 @@ def rss(items: list[tuple[str, str]]) -> bytes:
             "</channel></rss>").encode()
 
 
-def test_full_text_fetches_new_items_once(tmp_path: Path, feed_server: Any) -> None:
+def test_full_text_fetches_new_items_once(tmp_path: Path, feed_server: Any,
+                                          crawl_once: Any) -> None:
     """full_text: the page's article replaces the feed's text, the summary stays, and a
     stored item's page is not fetched again; site: picks the rules whatever the domain."""
     first = feed_server.add("/news/1.aspx", (PAGES / "cna_201603190029.html").read_bytes(),
@@ -80,11 +79,7 @@ def test_full_text_fetches_new_items_once(tmp_path: Path, feed_server: Any) -> N
     store.sync_sources(config.sources, NOW)
 
     def crawl() -> Any:
-        crawler = Crawler(config, store)
-        try:
-            return asyncio.run(crawler.crawl())[0]
-        finally:
-            crawler.close()
+        return crawl_once(config, store)["cna"]
 
     try:
         assert crawl().new == 1

@@ -134,10 +134,9 @@ def test_same_story_from_two_feeds_is_served_once(tmp_path: Path, feed_server: A
     assert all(sorted(s.name for s in a.sources) == ["one", "two"] for a in stored)
 
 
-def test_retry_after_is_honoured(tmp_path: Path, db: Storage) -> None:
+def test_retry_after_is_honoured(tmp_path: Path, db: Storage, serve_handler: Any) -> None:
     """A 429 with Retry-After: 2 days puts the next check at least 2 days away."""
     import http.server
-    import threading
 
     class RateLimited(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -149,24 +148,17 @@ def test_retry_after_is_honoured(tmp_path: Path, db: Storage) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RateLimited)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        config = load(tmp_path, {"busy": f"http://127.0.0.1:{server.server_address[1]}/f"})
-        db.sync_sources(config.sources, datetime.now(UTC))
-        outcome = crawl(config, db)["busy"]
-    finally:
-        server.shutdown()
-        server.server_close()
+    config = load(tmp_path, {"busy": f"{serve_handler(RateLimited)}/f"})
+    db.sync_sources(config.sources, datetime.now(UTC))
+    outcome = crawl(config, db)["busy"]
     assert outcome.status == 429 and "retry after 172800 s" in outcome.error
     assert db.statuses()[0].next_check_at >= datetime.now(UTC) + timedelta(days=1, hours=23)
 
 
-def test_same_body_without_validators_is_not_parsed_again(tmp_path: Path, db: Storage) -> None:
+def test_same_body_without_validators_is_not_parsed_again(tmp_path: Path, db: Storage,
+                                                          serve_handler: Any) -> None:
     """A server that sends no ETag or Last-Modified: the same bytes again count as unchanged."""
     import http.server
-    import threading
 
     body = (HOSTILE / "shape/ok_baseline.xml").read_bytes()
 
@@ -181,17 +173,10 @@ def test_same_body_without_validators_is_not_parsed_again(tmp_path: Path, db: St
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoValidators)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        config = load(tmp_path, {"plain": f"http://127.0.0.1:{server.server_address[1]}/f"})
-        db.sync_sources(config.sources, datetime.now(UTC))
-        first = crawl(config, db)["plain"]
-        second = crawl(config, db)["plain"]
-    finally:
-        server.shutdown()
-        server.server_close()
+    config = load(tmp_path, {"plain": f"{serve_handler(NoValidators)}/f"})
+    db.sync_sources(config.sources, datetime.now(UTC))
+    first = crawl(config, db)["plain"]
+    second = crawl(config, db)["plain"]
     assert first.new == 3 and not first.not_modified
     assert second.not_modified and second.status == 200 and second.new == 0
     assert db.statuses()[0].last_status == 200

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,6 @@ from crawler.emitters import EMITTERS
 from crawler.errors import NotAFeed
 from crawler.normalize import plain_text
 from crawler.parsers.ptt import parse_ptt_index, parse_ptt_post
-from crawler.pipeline import Crawler
 from crawler.types import FeedView
 from storage import open_storage
 
@@ -81,7 +77,7 @@ def test_over18_question_is_a_clear_error() -> None:
 
 
 @pytest.fixture
-def ptt_server() -> Iterator[dict[str, Any]]:
+def ptt_server(serve_handler: Any) -> dict[str, Any]:
     """ptt.cc on loopback: the over-18 page unless the over18 cookie is sent."""
     hits: dict[str, int] = {}
     pages = {"/bbs/Gossiping/index.html": (PTT / "index.html").read_bytes(),
@@ -107,17 +103,11 @@ def ptt_server() -> Iterator[dict[str, Any]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"base": f"http://127.0.0.1:{server.server_address[1]}", "hits": hits}
-    finally:
-        server.shutdown()
-        server.server_close()
+    return {"base": serve_handler(Handler), "hits": hits}
 
 
-def test_board_crawl_end_to_end(tmp_path: Path, ptt_server: dict[str, Any]) -> None:
+def test_board_crawl_end_to_end(tmp_path: Path, ptt_server: dict[str, Any],
+                                crawl_once: Any) -> None:
     """format: ptt → the index's posts are fetched (over-18 answered), stored with their
     pushes, served in JSON Feed; a missing post is a warning; a second crawl refetches
     nothing that is stored."""
@@ -130,11 +120,7 @@ def test_board_crawl_end_to_end(tmp_path: Path, ptt_server: dict[str, Any]) -> N
     store.sync_sources(config.sources, NOW)
 
     def crawl() -> Any:
-        crawler = Crawler(config, store)
-        try:
-            return asyncio.run(crawler.crawl())[0]
-        finally:
-            crawler.close()
+        return crawl_once(config, store)["ptt-gossiping"]
 
     try:
         outcome = crawl()
@@ -205,7 +191,7 @@ def test_seed_004_rendering_golden() -> None:
     assert (sixteenth.user, sixteenth.text) == ("yangweiisi", "")
 
 
-def test_folder_of_saved_posts_is_a_ptt_source(tmp_path: Path) -> None:
+def test_folder_of_saved_posts_is_a_ptt_source(tmp_path: Path, crawl_once: Any) -> None:
     """format: ptt with a folder: every .txt post in it is read (Big5 or UTF-8)."""
     import shutil
 
@@ -221,13 +207,11 @@ def test_folder_of_saved_posts_is_a_ptt_source(tmp_path: Path) -> None:
         str(tmp_path / "feeds.yaml"), env={})
     store = open_storage(config.settings.database)
     store.sync_sources(config.sources, NOW)
-    crawler = Crawler(config, store)
     try:
-        outcome = asyncio.run(crawler.crawl())[0]
+        outcome = crawl_once(config, store)["saved"]
         assert outcome.error is None and outcome.new == 2
         assert any("notes.txt" in w for w in outcome.warnings)
         titles = {a.title for a in store.articles_for_output(None, 10)}
         assert "[新聞] TVBS六都民調 侯奪冠、盧升第四、柯墊底" in titles
     finally:
-        crawler.close()
         store.close()
