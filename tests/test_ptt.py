@@ -215,3 +215,20 @@ def test_folder_of_saved_posts_is_a_ptt_source(tmp_path: Path, crawl_once: Any) 
         assert "[新聞] TVBS六都民調 侯奪冠、盧升第四、柯墊底" in titles
     finally:
         store.close()
+
+
+def test_raw_bbs_file_in_utf8_reads_the_same() -> None:
+    """The same raw post converted to UTF-8 by go-pttbbsweb (a prefix of it) parses to the
+    same header fields and first pushes as the Big5 original."""
+    from crawler.encoding import decode
+    from crawler.parsers.ptt import parse_ptt_text
+
+    data = Path(__file__).parent / "data" / "encoding"
+    big5 = parse_ptt_text(decode((data / "ptt-bbs-raw_big5-uao.txt").read_bytes(), None)[0],
+                          "file:///a.txt", NOW)
+    utf8 = parse_ptt_text((data / "ptt-bbs-raw_utf8.txt").read_text(encoding="utf-8"),
+                          "file:///b.txt", NOW)
+    assert (utf8.title, utf8.author, utf8.published, utf8.link) == \
+        (big5.title, big5.author, big5.published, big5.link)
+    assert utf8.content_html == big5.content_html
+    assert utf8.comments[:10] == big5.comments[:10]
