@@ -62,6 +62,11 @@ class HTTPStatusError(FetchError):
 class ParseError(SourceError):
     kind = "parse"
 
+    def __init__(self, message: str, *, status: int | None = None,
+                 body_hash: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.body_hash = body_hash  #: sha256 of the body that failed, when there was one
+
 
 class NotAFeed(ParseError):
     kind = "not_a_feed"

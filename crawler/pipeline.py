@@ -59,6 +59,13 @@ MAX_PAGES = 50  #: article pages fetched per source per crawl (full_text)
 PAGE_CONCURRENCY = 4  #: of those, at once: one site, so politely
 
 
+class SameFailure(ParseError):
+    """The body is byte for byte the one whose parse failed last time."""
+
+    def describe(self) -> str:
+        return str(self)  # the stored message, kind included
+
+
 def _headers_for(source: Source) -> dict[str, str]:
     # ptt.cc shows adult boards only after the over-18 question; the cookie answers it.
     return {"Cookie": "over18=1"} if source.format == "ptt" else {}
@@ -204,11 +211,13 @@ class Crawler:
                 log.critical("bug while crawling %s (%s)", source.name, source.url, exc_info=exc)
                 message, status = f"internal error: {type(exc).__name__}: {exc}", None
             log.warning("%s: %s", source.name, message)
-            await self._record_error(source, message, status, interval, retry_after)
+            await self._record_error(source, message, status, interval, retry_after,
+                                     getattr(exc, "body_hash", None))
             return CrawlOutcome(source=source.name, status=status, error=message)
 
     async def _record_error(self, source: Source, message: str, status: int | None,
-                            interval: int, retry_after: float | None) -> None:
+                            interval: int, retry_after: float | None,
+                            failed_body_hash: str | None) -> None:
         def write() -> None:
             now = self.now()
             failures = self.storage.error_count(source.name) + 1
@@ -216,7 +225,7 @@ class Crawler:
             if retry_after is not None:  # the server said when; never sooner than that
                 next_check = max(next_check, now + timedelta(seconds=retry_after))
             self.storage.record_error(source.name, message, now=now, status=status,
-                                      next_check=next_check)
+                                      next_check=next_check, failed_body_hash=failed_body_hash)
 
         try:
             await asyncio.shield(self._in(self._db, write))
@@ -242,16 +251,23 @@ class Crawler:
                 self._unchanged.append((source.name, caching_now,
                                         next_check_after_success(now, interval), result.status))
                 return CrawlOutcome(source=source.name, not_modified=True, status=result.status)
+            if digest == caching.failed_body_hash:  # the same broken bytes: the same error
+                raise SameFailure(caching.failed_error or "parse: the body that failed before",
+                                  body_hash=digest)
             result = replace(result, caching=caching_now)
         else:
             self._unchanged.append((source.name, replace(result.caching,
                                                          body_hash=caching.body_hash),
                                     next_check_after_success(now, interval), 304))
             return CrawlOutcome(source=source.name, not_modified=True, status=304)
-        if source.format == "ptt" and not local:
-            articles, warnings = await self._ptt_posts(client, source, result, now)
-        else:
-            articles, warnings = await self._parse(source, result, now)
+        try:
+            if source.format == "ptt" and not local:
+                articles, warnings = await self._ptt_posts(client, source, result, now)
+            else:
+                articles, warnings = await self._parse(source, result, now)
+        except ParseError as exc:
+            exc.body_hash = digest  # so the same bytes next time are not parsed again
+            raise
         if source.full_text:
             articles, more = await self._full_text(client, source, articles, now)
             warnings += more

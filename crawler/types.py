@@ -99,6 +99,10 @@ class CachingInfo:
     #: sha256 of the last body parsed: a server that sends no validators (or new ones for
     #: the same bytes) still costs no parse when nothing changed
     body_hash: str | None = None
+    #: sha256 of the last body that could not be parsed, and the error it gave: the same
+    #: broken bytes again are the same failure, reported without a parse
+    failed_body_hash: str | None = None
+    failed_error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -112,11 +112,11 @@ class Storage:
                                        caching=caching)
 
     def record_error(self, name: str, error: str, *, now: datetime, status: int | None,
-                     next_check: datetime) -> None:
+                     next_check: datetime, failed_body_hash: str | None = None) -> None:
         with self._transaction(f"recording error for {name}") as conn:
             sources.record_outcome(conn, self._source_id(conn, name), now=now,
                                    next_check=next_check, status=status, error=error,
-                                   caching=None)
+                                   caching=None, failed_body_hash=failed_body_hash)
 
     def known_items(self, name: str, keys: Sequence[str]) -> dict[str, str]:
         """item_key → content_hash of the given keys this source has stored already."""

@@ -58,12 +58,14 @@ def caching_infos(conn: Connection, names: Sequence[str]) -> dict[str, CachingIn
     for start in range(0, len(names), 500):
         rows = conn.execute(
             select(sources_t.c.name, state_t.c.etag, state_t.c.last_modified,
-                   state_t.c.body_hash)
+                   state_t.c.body_hash, state_t.c.failed_body_hash, state_t.c.last_error)
             .join(sources_t, sources_t.c.id == state_t.c.source_id)
             .where(sources_t.c.name.in_(list(names[start:start + 500])))
         )
-        found.update({r.name: CachingInfo(etag=r.etag, last_modified=r.last_modified,
-                                          body_hash=r.body_hash) for r in rows})
+        found.update({r.name: CachingInfo(
+            etag=r.etag, last_modified=r.last_modified, body_hash=r.body_hash,
+            failed_body_hash=r.failed_body_hash,
+            failed_error=r.last_error if r.failed_body_hash else None) for r in rows})
     return found
 
 
@@ -109,6 +111,7 @@ def claim(
 def record_outcome(
     conn: Connection, source: int, *, now: datetime, next_check: datetime,
     status: int | None, error: str | None, caching: CachingInfo | None,
+    failed_body_hash: str | None = None,
 ) -> None:
     """Store one fetch's outcome and release the lease. Validators are stored only with the
     items they describe (same transaction), or a crash would turn the next poll into a 304
@@ -118,12 +121,15 @@ def record_outcome(
         "lease_until": None, "lease_owner": None,
     }
     if error is None:
-        values.update(last_error=None, error_count=0, last_success_at=now)
+        values.update(last_error=None, error_count=0, last_success_at=now,
+                      failed_body_hash=None)
         if caching is not None:
             values.update(etag=caching.etag, last_modified=caching.last_modified,
                           body_hash=caching.body_hash)
     else:
         values.update(last_error=error[:2000], error_count=state_t.c.error_count + 1)
+        if failed_body_hash is not None:
+            values["failed_body_hash"] = failed_body_hash
     conn.execute(update(state_t).where(state_t.c.source_id == source).values(**values))
 
 

@@ -56,6 +56,7 @@ class FetchStateRow(SQLModel, table=True):
     etag: str | None = Field(default=None, sa_type=Text)
     last_modified: str | None = Field(default=None, max_length=100)
     body_hash: str | None = Field(default=None, max_length=64)
+    failed_body_hash: str | None = Field(default=None, max_length=64)
     last_fetch_at: datetime | None = Field(default=None, sa_column=_utc_column())
     last_success_at: datetime | None = Field(default=None, sa_column=_utc_column())
     last_status: int | None = None

@@ -180,3 +180,28 @@ def test_same_body_without_validators_is_not_parsed_again(tmp_path: Path, db: St
     assert first.new == 3 and not first.not_modified
     assert second.not_modified and second.status == 200 and second.new == 0
     assert db.statuses()[0].last_status == 200
+
+
+def test_same_broken_body_is_not_parsed_again(tmp_path: Path, feed_server: Any,
+                                              db: Storage) -> None:
+    """A feed that still serves the same unreadable bytes keeps its error and its back-off,
+    without starting a parse (no worker pool in that crawl); new bytes are parsed again."""
+    url = feed_server.add("/broken.xml", (HOSTILE / "shape/html_instead_of_xml.html")
+                          .read_bytes(), "text/html")
+    config = load(tmp_path, {"broken": url})
+    db.sync_sources(config.sources, datetime.now(UTC))
+    first = crawl(config, db, ["broken"])["broken"]
+    assert first.error.startswith("not_a_feed:")
+    crawler = Crawler(config, db)
+    try:
+        second = asyncio.run(crawler.crawl(["broken"]))[0]
+        assert crawler._pool is None  # nothing was parsed
+    finally:
+        crawler.close()
+    assert second.error == first.error
+    assert db.statuses()[0].error_count == 2
+    feed_server.add("/broken.xml", (HOSTILE / "shape/ok_baseline.xml").read_bytes(),
+                    "application/rss+xml")
+    third = crawl(config, db, ["broken"])["broken"]
+    assert third.error is None and third.new == 3
+    assert db.statuses()[0].error_count == 0
