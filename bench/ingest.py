@@ -140,8 +140,15 @@ def crawler_name(kit_name: str, url: str, taken: set[str]) -> str:
     raise AssertionError("unreachable: one of len(taken)+1 suffixes is free")
 
 
+def _knows_allowed_networks(code_path: str | None) -> bool:
+    """Whether the measured code has settings.allowed_networks (older revisions refuse it)."""
+    root = Path(code_path) if code_path else REPO
+    config = root / "crawler" / "config.py"
+    return config.exists() and "allowed_networks" in config.read_text(encoding="utf-8")
+
+
 def convert_feeds_yaml(kit_yaml: Path, out: Path, db: Path, concurrency: int,
-                       timeout: float) -> int:
+                       timeout: float, loopback: bool = True) -> int:
     """Write a crawler feeds.yaml for the kit's feeds.yaml; return the number of feeds."""
     feeds = read_kit_feeds(kit_yaml.read_text(encoding="utf-8"))
     taken: set[str] = set()
@@ -153,6 +160,8 @@ def convert_feeds_yaml(kit_yaml: Path, out: Path, db: Path, concurrency: int,
         f"  timeout: {timeout:g}",
         "  interval: 1800",
         "  parse_workers: 0",
+        # The kit's server is on loopback, which the crawler refuses unless allowed.
+        *(["  allowed_networks: [127.0.0.1/32]"] if loopback else []),
         "feeds:",
     ]
     for feed in feeds:
@@ -267,7 +276,8 @@ def cmd_round(a: argparse.Namespace) -> int:
     convert_s = 0.0
     if not config.exists():
         t = time.perf_counter()
-        convert_feeds_yaml(Path(a.feeds_yaml), config, Path(a.db), a.concurrency, a.timeout)
+        convert_feeds_yaml(Path(a.feeds_yaml), config, Path(a.db), a.concurrency, a.timeout,
+                           loopback=_knows_allowed_networks(a.code_path))
         convert_s = time.perf_counter() - t
     subreaper = _become_subreaper()
     env = dict(os.environ)

@@ -7,6 +7,7 @@ Environment: ``CRAWLER_DATABASE`` overrides ``settings.database``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -49,6 +50,7 @@ SETTINGS_FIELDS = {
     "user_agent": _Field(str),
     "max_bytes": _Field(int),
     "parse_workers": _Field(int),
+    "allowed_networks": _Field(list),
 }
 SOURCE_FIELDS = {
     "name": _Field(str, required=True),
@@ -245,6 +247,16 @@ def _settings(
     values = {key: value for key, (value, _) in found.items()}
     if "timeout" in values:
         values["timeout"] = float(values["timeout"])
+    if "allowed_networks" in found:
+        value, value_node = found["allowed_networks"]
+        networks = check.string_list(value, value_node, "settings.allowed_networks")
+        for index, network in enumerate(networks):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                check.problem(value_node, f"settings.allowed_networks[{index}]",
+                              f"not a network such as 127.0.0.1/32 or 10.0.0.0/8: {network!r}")
+        values["allowed_networks"] = networks
     return Settings(**values)
 
 

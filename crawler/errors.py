@@ -7,6 +7,7 @@
             * FetchTimeout (kind "timeout"): the total deadline passed.
             * TooLarge (kind "too_large"): the body went past the byte cap.
             * HTTPStatusError (kind "http_status"): a 4xx or 5xx answer.
+            * BlockedURL (kind "blocked_url"): a private or loopback address, not allowed.
         * ParseError (kind "parse"): the body is not a feed we can read.
             * NotAFeed (kind "not_a_feed"): empty, HTML, or some other XML.
     * StorageError: the database refused; the source's data is left as it was.
@@ -57,6 +58,10 @@ class HTTPStatusError(FetchError):
                  retry_after: float | None = None) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after  #: seconds the server asked us to wait (429, 503)
+
+
+class BlockedURL(FetchError):
+    kind = "blocked_url"
 
 
 class ParseError(SourceError):

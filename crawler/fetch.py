@@ -11,12 +11,14 @@ second never times out (measured: 135 s for a 5 s timeout; see RELIABILITY.md §
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
 
-from crawler.errors import FetchError, FetchTimeout, HTTPStatusError, TooLarge
+from crawler.errors import BlockedURL, FetchError, FetchTimeout, HTTPStatusError, TooLarge
 from crawler.types import CachingInfo, Fetched, NotModified
 
 MAX_REDIRECTS = 5
@@ -52,10 +54,14 @@ async def fetch(
     max_bytes: int,
     deadline: float,
     headers: dict[str, str] | None = None,
+    address_policy: AddressPolicy | None = None,
 ) -> Fetched | NotModified:
+    """``address_policy`` None fetches from anywhere (tests, tools); the crawler always
+    passes one, so a feed or its redirects cannot reach private or loopback addresses."""
     try:
         async with asyncio.timeout(deadline):
-            return await _fetch(client, url, caching, max_bytes, headers or {})
+            return await _fetch(client, url, caching, max_bytes, headers or {},
+                                address_policy)
     except TimeoutError as exc:
         raise FetchTimeout(f"no complete answer within {deadline:g} s") from exc
     except httpx.TimeoutException as exc:
@@ -75,7 +81,7 @@ async def fetch(
 
 async def _fetch(
     client: httpx.AsyncClient, url: str, caching: CachingInfo, max_bytes: int,
-    extra: dict[str, str],
+    extra: dict[str, str], policy: AddressPolicy | None,
 ) -> Fetched | NotModified:
     headers: dict[str, str] = dict(extra)
     if caching.etag:
@@ -86,6 +92,8 @@ async def _fetch(
     permanent: str | None = None
     # Redirects are followed by hand so the hop count is ours and a 301/308 can be reported.
     for _hop in range(MAX_REDIRECTS + 1):
+        if policy is not None:
+            await policy.check(current)
         request = client.build_request("GET", current, headers=headers)
         response = await client.send(request, stream=True)
         try:
@@ -176,3 +184,37 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
             raise TooLarge(f"body is over the {max_bytes}-byte cap")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class AddressPolicy:
+    """Which addresses a fetch may go to: public ones, plus the configured networks.
+
+    Checked on the resolved addresses of every hop, before the request (a redirect to
+    127.0.0.1, 169.254.169.254 or 10.x is refused; so is a name that resolves there). A DNS
+    answer that changes between this check and httpx's own lookup is not caught.
+    """
+
+    def __init__(self, allowed_networks: tuple[str, ...] = ()) -> None:
+        self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
+
+    def permits(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return ip.is_global or any(ip in network for network in self.allowed)
+
+    async def check(self, url: str) -> None:
+        parsed = httpx.URL(url)
+        host = parsed.host
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, parsed.port or (443 if parsed.scheme == "https" else 80),
+                type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise FetchError(f"cannot resolve {host}: {exc}") from exc
+        for info in infos:
+            address = str(info[4][0])
+            if not self.permits(address):
+                raise BlockedURL(
+                    f"{host} is {address}, not a public address; list its network in "
+                    "settings.allowed_networks to fetch from it")

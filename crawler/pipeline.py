@@ -26,7 +26,7 @@ from multiprocessing import get_context
 from typing import Any, TypeVar
 
 from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
-from crawler.fetch import fetch, make_client
+from crawler.fetch import AddressPolicy, fetch, make_client
 from crawler.local import read_folder
 from crawler.normalize import canonical_url
 from crawler.types import (
@@ -125,6 +125,10 @@ class Crawler:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+
+    def _policy(self) -> AddressPolicy:
+        # Built from the running config, so a reloaded allowed_networks takes effect.
+        return AddressPolicy(self.config.settings.allowed_networks)
 
     async def _in(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
@@ -242,7 +246,8 @@ class Crawler:
                                              suffix=FOLDER_FILES[source.format])
         else:
             result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
-                                 deadline=settings.timeout, headers=_headers_for(source))
+                                 deadline=settings.timeout, headers=_headers_for(source),
+                                 address_policy=self._policy())
         now = self.now()
         if isinstance(result, Fetched):
             digest = hashlib.sha256(result.body).hexdigest()
@@ -302,7 +307,8 @@ class Crawler:
             try:
                 async with semaphore:
                     page = await fetch(client, article.link, CachingInfo(),
-                                       max_bytes=settings.max_bytes, deadline=settings.timeout)
+                                       max_bytes=settings.max_bytes, deadline=settings.timeout,
+                                       address_policy=self._policy())
                 if not isinstance(page, Fetched):
                     return
                 html, metadata = await asyncio.wait_for(
@@ -341,7 +347,8 @@ class Crawler:
             try:
                 async with semaphore:
                     page = await fetch(client, url, CachingInfo(), max_bytes=settings.max_bytes,
-                                       deadline=settings.timeout, headers=_headers_for(source))
+                                       deadline=settings.timeout, headers=_headers_for(source),
+                                       address_policy=self._policy())
                 if isinstance(page, Fetched):
                     found.append(await asyncio.wait_for(loop.run_in_executor(
                         self._workers(), article_from_ptt_post, page.body, page.final_url, now,

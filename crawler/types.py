@@ -49,6 +49,9 @@ class Settings:
     user_agent: str = "crawler/0.1 (+https://github.com/chinese-news-crawler/crawler)"
     max_bytes: int = 15 * 1024 * 1024  #: decompressed body cap per fetch
     parse_workers: int = 0  #: processes that parse; 0 means one per CPU
+    #: networks (CIDR) a feed may live on besides the public internet: loopback, private,
+    #: link-local and the like are refused by default, on every redirect too (SSRF)
+    allowed_networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

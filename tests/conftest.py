@@ -153,6 +153,7 @@ def write_config(path: Path, database: str, feeds: dict[str, str], *, limit: int
                  extra_outputs: str = "") -> Path:
     """A feeds.yaml with the given name → URL feeds and one output `all`."""
     lines = ["settings:", f"  database: {database}", "  interval: 3600", "  timeout: 10",
+             "  allowed_networks: [127.0.0.0/8]",
              "  concurrency: 4", "  parse_workers: 2", "feeds:"]
     for name, url in feeds.items():
         lines += [f"  - name: {name}", f"    url: {url}", f"    tags: [{name.split('-')[0]}]"]

@@ -68,7 +68,8 @@ def test_every_format_in_one_crawl(tmp_path: Path, feed_server: Any) -> None:
                     (DATA / "ptt/M.1459688662.A.CFE.html").read_bytes(), page)
     config = tmp_path / "feeds.yaml"
     config.write_text(
-        f"settings:\n  database: sqlite:///{tmp_path / 'c.db'}\n  parse_workers: 2\nfeeds:\n"
+        f"settings:\n  database: sqlite:///{tmp_path / 'c.db'}\n  parse_workers: 2\n"
+        "  allowed_networks: [127.0.0.1/32]\nfeeds:\n"
         f"  - name: waimei\n    url: {feeds['waimei']}\n"
         f"  - name: cna-pages\n    url: {feeds['cna-pages']}\n    full_text: true\n"
         f"    site: cna\n"

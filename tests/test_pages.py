@@ -73,6 +73,7 @@ def test_full_text_fetches_new_items_once(tmp_path: Path, feed_server: Any,
     feed = feed_server.add("/rss.xml", rss([("平鎮輪胎行惡火", first)]), "application/rss+xml")
     config = config_module.parse(
         f"settings:\n  database: sqlite:///{tmp_path / 'c.db'}\n  parse_workers: 1\n"
+        "  allowed_networks: [127.0.0.1/32]\n"
         f"feeds:\n  - name: cna\n    url: {feed}\n    full_text: true\n    site: cna\n",
         str(tmp_path / "feeds.yaml"), env={})
     store = open_storage(config.settings.database)

@@ -26,6 +26,7 @@ KINDS = ("fetch:", "timeout:", "too_large:", "http_status:", "parse:", "not_a_fe
 
 def load(tmp_path: Path, feeds: dict[str, str]) -> Config:
     lines = ["settings:", f"  database: sqlite:///{tmp_path / 'c.db'}", "  timeout: 10",
+             "  allowed_networks: [127.0.0.1/32]",
              "  parse_workers: 2", "feeds:"]
     for name, url in feeds.items():
         lines += [f"  - name: {name}", f"    url: {url}"]
@@ -205,3 +206,52 @@ def test_same_broken_body_is_not_parsed_again(tmp_path: Path, feed_server: Any,
     third = crawl(config, db, ["broken"])["broken"]
     assert third.error is None and third.new == 3
     assert db.statuses()[0].error_count == 0
+
+
+def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, feed_server: Any,
+                                                      db: Storage) -> None:
+    """By default a feed on loopback is refused with blocked_url naming the address and the
+    setting; allowed_networks lets it through."""
+    url = feed_server.add("/ok.xml", (HOSTILE / "shape/ok_baseline.xml").read_bytes(),
+                          "application/rss+xml")
+    text = f"settings:\n  database: sqlite:///{tmp_path / 'c.db'}\nfeeds:\n  - name: local\n" \
+           f"    url: {url}\n"
+    closed = config_module.parse(text, str(tmp_path / "feeds.yaml"), env={})
+    db.sync_sources(closed.sources, datetime.now(UTC))
+    refused = crawl(closed, db)["local"]
+    assert refused.error.startswith("blocked_url: 127.0.0.1 is 127.0.0.1, not a public address")
+    assert "settings.allowed_networks" in refused.error
+    assert feed_server.hits.get("/ok.xml") is None  # nothing was sent
+    opened = config_module.parse(text.replace("settings:\n", "settings:\n  allowed_networks: "
+                                              "[127.0.0.1/32]\n"), str(tmp_path / "f.yaml"),
+                                 env={})
+    assert crawl(opened, db, ["local"])["local"].new == 3
+
+
+def test_redirect_to_an_internal_address_is_refused(tmp_path: Path, db: Storage) -> None:
+    """The hostile server's SSRF redirects (to 127.0.0.2 by several spellings) are refused on
+    the hop, with only 127.0.0.1 allowed; its canary listener is never reached."""
+    import sys
+
+    server_dir = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / \
+        "hostile" / "server"
+    if not server_dir.is_dir():
+        pytest.skip(f"the hostile server is not there ({server_dir}); it comes with ../shared")
+    sys.path.insert(0, str(server_dir))
+    try:
+        from hostile_server import start_in_thread  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(server_dir))
+    server = start_in_thread(max_seconds=60)
+    try:
+        routes = ["v4-other", "decimal", "hex", "mapped"]
+        config = load(tmp_path, {f"ssrf-{r}": f"{server.base_url}/ssrf/{r}" for r in routes})
+        db.sync_sources(config.sources, datetime.now(UTC))
+        outcomes = crawl(config, db)
+        for route in routes:
+            error = outcomes[f"ssrf-{route}"].error or ""
+            assert error.startswith(("blocked_url:", "fetch:")), (route, error)
+        assert any(o.error and o.error.startswith("blocked_url:") for o in outcomes.values())
+        assert not any(r.get("path") == "/secret" for r in server.log())
+    finally:
+        server.stop()

@@ -114,6 +114,7 @@ def test_board_crawl_end_to_end(tmp_path: Path, ptt_server: dict[str, Any],
     base = ptt_server["base"]
     config = config_module.parse(
         f"settings:\n  database: sqlite:///{tmp_path / 'c.db'}\n  parse_workers: 1\n"
+        "  allowed_networks: [127.0.0.1/32]\n"
         f"feeds:\n  - name: ptt-gossiping\n    url: {base}/bbs/Gossiping/index.html\n"
         "    format: ptt\n", str(tmp_path / "feeds.yaml"), env={})
     store = open_storage(config.settings.database)
@@ -203,6 +204,7 @@ def test_folder_of_saved_posts_is_a_ptt_source(tmp_path: Path, crawl_once: Any) 
     (folder / "notes.txt").write_text("not a post\n", encoding="utf-8")
     config = config_module.parse(
         f"settings:\n  database: sqlite:///{tmp_path / 'c.db'}\n  parse_workers: 1\n"
+        "  allowed_networks: [127.0.0.1/32]\n"
         f"feeds:\n  - name: saved\n    url: {folder}\n    format: ptt\n",
         str(tmp_path / "feeds.yaml"), env={})
     store = open_storage(config.settings.database)
