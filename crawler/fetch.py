@@ -196,6 +196,7 @@ class AddressPolicy:
 
     def __init__(self, allowed_networks: tuple[str, ...] = ()) -> None:
         self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
+        self._verdicts: dict[tuple[str, int], str | None] = {}  #: (host, port) → refusal
 
     def permits(self, address: str) -> bool:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
@@ -205,16 +206,26 @@ class AddressPolicy:
 
     async def check(self, url: str) -> None:
         parsed = httpx.URL(url)
-        host = parsed.host
+        key = (parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
+        # One lookup per host and crawl: a thousand feeds on one host ask once.
+        if key not in self._verdicts:
+            self._verdicts[key] = await self._refusal(*key)
+        refusal = self._verdicts[key]
+        if refusal is not None:
+            raise BlockedURL(refusal)
+
+    async def _refusal(self, host: str, port: int) -> str | None:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, parsed.port or (443 if parsed.scheme == "https" else 80),
-                type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise FetchError(f"cannot resolve {host}: {exc}") from exc
-        for info in infos:
-            address = str(info[4][0])
+            addresses = [str(ipaddress.ip_address(host))]  # a literal needs no lookup
+        except ValueError:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise FetchError(f"cannot resolve {host}: {exc}") from exc
+            addresses = [str(info[4][0]) for info in infos]
+        for address in addresses:
             if not self.permits(address):
-                raise BlockedURL(
-                    f"{host} is {address}, not a public address; list its network in "
-                    "settings.allowed_networks to fetch from it")
+                return (f"{host} is {address}, not a public address; list its network in "
+                        "settings.allowed_networks to fetch from it")
+        return None

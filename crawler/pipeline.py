@@ -98,6 +98,7 @@ class Crawler:
         # One writer thread: SQLite has one writer anyway, and the event loop never blocks.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawler-db")
         self._pool: ProcessPoolExecutor | None = None
+        self._address_policy = AddressPolicy(config.settings.allowed_networks)
         #: sources found unchanged (304, or the same body again), not yet written
         self._unchanged: list[tuple[str, CachingInfo, datetime, int]] = []
 
@@ -125,10 +126,6 @@ class Crawler:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
-
-    def _policy(self) -> AddressPolicy:
-        # Built from the running config, so a reloaded allowed_networks takes effect.
-        return AddressPolicy(self.config.settings.allowed_networks)
 
     async def _in(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
@@ -161,6 +158,9 @@ class Crawler:
         settings = self.config.settings
         by_name = {s.name: s for s in self.config.sources}
         caching = await self._in(self._db, self.storage.caching_infos, claimed)
+        # One per crawl: built from the running config (a reload takes effect on the next
+        # crawl), and caching each host's lookup for the crawl's length.
+        self._address_policy = AddressPolicy(settings.allowed_networks)
         semaphore = asyncio.Semaphore(settings.concurrency)
         outcomes: list[CrawlOutcome] = []
         self._unchanged = []
@@ -247,7 +247,7 @@ class Crawler:
         else:
             result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
                                  deadline=settings.timeout, headers=_headers_for(source),
-                                 address_policy=self._policy())
+                                 address_policy=self._address_policy)
         now = self.now()
         if isinstance(result, Fetched):
             digest = hashlib.sha256(result.body).hexdigest()
@@ -308,7 +308,7 @@ class Crawler:
                 async with semaphore:
                     page = await fetch(client, article.link, CachingInfo(),
                                        max_bytes=settings.max_bytes, deadline=settings.timeout,
-                                       address_policy=self._policy())
+                                       address_policy=self._address_policy)
                 if not isinstance(page, Fetched):
                     return
                 html, metadata = await asyncio.wait_for(
@@ -348,7 +348,7 @@ class Crawler:
                 async with semaphore:
                     page = await fetch(client, url, CachingInfo(), max_bytes=settings.max_bytes,
                                        deadline=settings.timeout, headers=_headers_for(source),
-                                       address_policy=self._policy())
+                                       address_policy=self._address_policy)
                 if isinstance(page, Fetched):
                     found.append(await asyncio.wait_for(loop.run_in_executor(
                         self._workers(), article_from_ptt_post, page.body, page.final_url, now,
