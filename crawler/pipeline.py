@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from typing import Any, TypeVar
 
-from crawler.errors import CrawlerError, ParseError, SourceError, StorageError
+from crawler.errors import CrawlerError, FetchError, ParseError, SourceError, StorageError
 from crawler.fetch import AddressPolicy, fetch, make_client
 from crawler.local import read_folder
 from crawler.normalize import canonical_url
@@ -292,7 +292,6 @@ class Crawler:
 
         Items already stored unchanged are not fetched again, and their content_hash stays
         the feed's, so the next crawl still sees them as unchanged."""
-        settings = self.config.settings
         known = await self._in(self._db, self.storage.known_items, source.name,
                                [a.item_key for a in articles])
         todo = [i for i, a in enumerate(articles)
@@ -306,19 +305,13 @@ class Crawler:
             assert article.link is not None
             try:
                 async with semaphore:
-                    page = await fetch(client, article.link, CachingInfo(),
-                                       max_bytes=settings.max_bytes, deadline=settings.timeout,
-                                       address_policy=self._address_policy)
-                if not isinstance(page, Fetched):
-                    return
-                html, metadata = await asyncio.wait_for(
-                    asyncio.get_running_loop().run_in_executor(
-                        self._workers(), article_from_page, page.body, page.content_type,
-                        page.final_url, now, source.site),
-                    PARSE_DEADLINE)
-            except (SourceError, TimeoutError) as exc:
-                why = exc.describe() if isinstance(exc, SourceError) else "timeout"
-                warnings.append(f"full text of {article.link}: {why}; kept the feed's text")
+                    page = await self._fetch_page(client, source, article.link)
+                html, metadata = await self._in_worker(
+                    article_from_page, page.body, page.content_type, page.final_url, now,
+                    source.site)
+            except SourceError as exc:
+                warnings.append(f"full text of {article.link}: {exc.describe()}; "
+                                "kept the feed's text")
                 return
             if html:
                 found[index] = replace(article, content_html=html,
@@ -332,10 +325,7 @@ class Crawler:
         self, client: Any, source: Source, index: Fetched, now: datetime
     ) -> tuple[tuple[Article, ...], tuple[str, ...]]:
         """A board index → its posts not stored yet, each fetched and parsed."""
-        settings = self.config.settings
-        loop = asyncio.get_running_loop()
-        urls = await asyncio.wait_for(loop.run_in_executor(
-            self._workers(), ptt_index_urls, index.body, index.final_url), PARSE_DEADLINE)
+        urls = await self._in_worker(ptt_index_urls, index.body, index.final_url)
         known = await self._in(self._db, self.storage.known_items, source.name,
                                [f"url:{canonical_url(u)}" for u in urls])
         todo = [u for u in urls if f"url:{canonical_url(u)}" not in known][-MAX_PAGES:]
@@ -346,16 +336,11 @@ class Crawler:
         async def one(url: str) -> None:
             try:
                 async with semaphore:
-                    page = await fetch(client, url, CachingInfo(), max_bytes=settings.max_bytes,
-                                       deadline=settings.timeout, headers=_headers_for(source),
-                                       address_policy=self._address_policy)
-                if isinstance(page, Fetched):
-                    found.append(await asyncio.wait_for(loop.run_in_executor(
-                        self._workers(), article_from_ptt_post, page.body, page.final_url, now,
-                        source.site), PARSE_DEADLINE))
-            except (SourceError, TimeoutError) as exc:
-                why = exc.describe() if isinstance(exc, SourceError) else "timeout"
-                warnings.append(f"post {url}: {why}")
+                    page = await self._fetch_page(client, source, url)
+                found.append(await self._in_worker(article_from_ptt_post, page.body,
+                                                   page.final_url, now, source.site))
+            except SourceError as exc:
+                warnings.append(f"post {url}: {exc.describe()}")
 
         await asyncio.gather(*(one(u) for u in todo))
         if todo and not found:
@@ -363,10 +348,23 @@ class Crawler:
         return tuple(found), tuple(warnings)
 
     async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> Any:
-        pool = self._workers()
-        future = asyncio.get_running_loop().run_in_executor(
-            pool, articles_from_body, source.format, fetched.body, fetched.content_type,
-            fetched.final_url, now, source.site)
+        return await self._in_worker(articles_from_body, source.format, fetched.body,
+                                     fetched.content_type, fetched.final_url, now, source.site)
+
+    async def _fetch_page(self, client: Any, source: Source, url: str) -> Fetched:
+        """An item's own page (full_text, a PTT post): fetched like a feed, never cached."""
+        settings = self.config.settings
+        page = await fetch(client, url, CachingInfo(), max_bytes=settings.max_bytes,
+                           deadline=settings.timeout, headers=_headers_for(source),
+                           address_policy=self._address_policy)
+        if not isinstance(page, Fetched):  # no validators were sent, so not expected
+            raise FetchError(f"{url} answered 304 to an unconditional request")
+        return page
+
+    async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a parse in a worker process under the parse deadline; every failure of the
+        worker itself becomes a ParseError."""
+        future = asyncio.get_running_loop().run_in_executor(self._workers(), fn, *args)
         try:
             return await asyncio.wait_for(future, PARSE_DEADLINE)
         except TimeoutError as exc:
