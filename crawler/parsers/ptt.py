@@ -55,31 +55,14 @@ def parse_ptt_post(body: bytes, url: str, now: datetime) -> ParsedItem:
         line.decompose()
     posted = _post_time(meta.get("時間", ""))
     pushes = main.select("div.push")
-    comments = tuple(_comment(i + 1, push, posted or now) for i, push in enumerate(pushes))
+    comments = [_comment(i + 1, push, posted or now) for i, push in enumerate(pushes)]
     for push in pushes:
         push.decompose()
-    text = _body_text(main)
-    title = " ".join(meta.get("標題", "").split())
-    metadata: dict[str, str] = {}
-    match = _TITLE.match(title)
-    if match:
-        metadata["category"] = match.group("category")
-    if meta.get("看板"):
-        metadata["board"] = meta["看板"]
-    author = meta.get("作者", "").split(" ")[0] or None
-    if author:
-        metadata["author"] = author
-    quoted = _quoted_url(text)
-    if quoted:
-        metadata["source_url"] = quoted
     canonical = soup.select_one("link[rel=canonical]")
     link = canonical["href"] if canonical and canonical.get("href") else url
-    return ParsedItem(
-        guid=None, link=str(link), title=title or "(PTT)", content_html=_as_html(text),
-        summary_html="", author=author, published=posted, updated=None,
-        tags=tuple(v for k, v in metadata.items() if k in ("board", "category")),
-        metadata=tuple(sorted(metadata.items())), comments=comments,
-    )
+    return _text_item(meta.get("標題", ""), _body_text(main),
+                      meta.get("作者", "").split(" ")[0] or None, meta.get("看板"), posted,
+                      comments, str(link))
 
 
 def _refuse_over18(soup: BeautifulSoup) -> None:
@@ -101,22 +84,9 @@ def _comment(floor: int, push: Tag, posted: datetime) -> Comment:
         found = push.select_one(f".{cls}")
         return found.get_text(strip=True) if found else ""
 
-    text = part("push-content").removeprefix(":").strip()
-    when = None
-    match = _PUSH_TIME.search(part("push-ipdatetime"))
-    if match:
-        month, day = int(match.group(1)), int(match.group(2))
-        hour, minute = int(match.group(3) or 0), int(match.group(4) or 0)
-        local = posted.astimezone(TAIPEI)
-        try:
-            moment = local.replace(month=month, day=day, hour=hour, minute=minute, second=0)
-            if moment < local - timedelta(days=1):  # pushed after new year: next year
-                moment = moment.replace(year=local.year + 1)
-            when = moment.astimezone(UTC)
-        except ValueError:
-            when = None
-    return Comment(floor=floor, user=part("push-userid"), kind=KINDS.get(part("push-tag"),
-                   "neutral"), text=text, time=when)
+    return _text_comment(floor, part("push-userid"), KINDS.get(part("push-tag"), "neutral"),
+                         part("push-content").removeprefix(":"), part("push-ipdatetime"),
+                         posted)
 
 
 def _body_text(main: Tag) -> str:
@@ -242,6 +212,8 @@ def _from_rendering(lines: list[str], url: str, now: datetime) -> ParsedItem:
 
 def _text_comment(floor: int, user: str, kind: str, text: str, when: str,
                   posted: datetime) -> Comment:
+    """A push from its parts; "MM/DD HH:MM" has no year: the post's, or the next one's for
+    a push made after new year."""
     match = _PUSH_TIME.search(when)
     moment = None
     if match:
@@ -250,7 +222,7 @@ def _text_comment(floor: int, user: str, kind: str, text: str, when: str,
             moment = local.replace(month=int(match.group(1)), day=int(match.group(2)),
                                    hour=int(match.group(3) or 0), minute=int(match.group(4) or 0),
                                    second=0)
-            if moment < local - timedelta(days=1):
+            if moment < local - timedelta(days=1):  # pushed after new year
                 moment = moment.replace(year=local.year + 1)
         except ValueError:
             moment = None
