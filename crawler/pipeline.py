@@ -1,7 +1,7 @@
 """One crawl: the orchestrator, and the only stage that calls all the others.
 
     storage.claim(due) | fetch (async, bounded) | articles_from_body (worker process)
-        | storage.record_success / record_not_modified / record_error
+        | storage.record_success / record_not_modified_many / record_error
 
 Each source ends in exactly one recorded outcome, and one source's failure never stops the
 others: every SourceError becomes that source's stored error, and anything else is logged
@@ -276,6 +276,10 @@ class Crawler:
         if source.full_text:
             articles, more = await self._full_text(client, source, articles, now)
             warnings += more
+        if result.permanent_redirect:
+            # feeds.yaml stays the truth; the user is told where the feed went.
+            warnings += (f"moved permanently to {result.permanent_redirect}; "
+                         "update its url in feeds.yaml",)
         stored = await asyncio.shield(self._in(self._db, lambda: self.storage.record_success(
             source.name, articles, now=now, next_check=next_check_after_success(now, interval),
             status=result.status, caching=result.caching)))

@@ -94,10 +94,6 @@ class Storage:
                                    status=status, error=None, caching=caching)
             return result
 
-    def record_not_modified(self, name: str, *, now: datetime, next_check: datetime,
-                            caching: CachingInfo) -> None:
-        self.record_not_modified_many([(name, caching, next_check, 304)], now=now)
-
     def record_not_modified_many(
         self, unchanged: Sequence[tuple[str, CachingInfo, datetime, int]], *, now: datetime
     ) -> None:

@@ -255,3 +255,35 @@ def test_redirect_to_an_internal_address_is_refused(tmp_path: Path, db: Storage)
         assert not any(r.get("path") == "/secret" for r in server.log())
     finally:
         server.stop()
+
+
+def test_permanent_redirect_is_reported(tmp_path: Path, db: Storage, serve_handler: Any) -> None:
+    """A feed that moved (301) is read from its new place, and the crawl says where it went."""
+    import http.server
+
+    body = (HOSTILE / "shape/ok_baseline.xml").read_bytes()
+
+    class Moved(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/old.xml":
+                self.send_response(301)
+                self.send_header("Location", "/new.xml")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    base = serve_handler(Moved)
+    config = load(tmp_path, {"moved": f"{base}/old.xml"})
+    db.sync_sources(config.sources, datetime.now(UTC))
+    outcome = crawl(config, db)["moved"]
+    assert outcome.new == 3
+    assert f"moved permanently to {base}/new.xml; update its url in feeds.yaml" in \
+        outcome.warnings
