@@ -20,7 +20,7 @@ from rich.table import Table
 
 from crawler import config as config_module
 from crawler.errors import ConfigError, CrawlerError, StorageError
-from crawler.types import Config, CrawlOutcome
+from crawler.types import Config, CrawlOutcome, StoryExplanation, StoryMember
 
 if TYPE_CHECKING:
     from storage import Storage
@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", default="all", help="output name from feeds.yaml (all)")
     export.add_argument("--limit", type=int, default=None,
                         help="newest N articles (default: every stored article)")
+    explain = commands.add_parser(
+        "explain", parents=[common], help="show the story of one stored article",
+        description="The story an article belongs to: the other articles in it, how similar "
+                    "each is to this one, and what joined each to the story.")
+    explain.add_argument("url", metavar="URL", help="the article's link")
     commands.add_parser("check", parents=[common], help="validate feeds.yaml")
     commands.add_parser("status", parents=[common], help="per source: last fetch, errors, next")
     return parser
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 def _with_storage(args: argparse.Namespace, config: Config) -> int:
     from storage import open_storage
 
-    storage = open_storage(config.settings.database)
+    storage = open_storage(config.settings.database, config.settings.stories)
     try:
         storage.sync_sources(config.sources, datetime.now(UTC))
         if args.command == "crawl":
@@ -115,6 +120,8 @@ def _with_storage(args: argparse.Namespace, config: Config) -> int:
             return _status(storage)
         if args.command == "export":
             return _export(config, storage, args.folder, args.output, args.limit)
+        if args.command == "explain":
+            return _explain(storage, args.url)
         from crawler.daemon import run_daemon
 
         host = args.host or config.settings.host
@@ -202,6 +209,47 @@ def _export(config: Config, storage: Storage, folder: str, output_name: str,
         (target / name).write_bytes(content)
     print(f"wrote {len(posts)} posts to {target}")
     return 0
+
+
+def _explain(storage: Storage, url: str) -> int:
+    from crawler.normalize import canonical_url
+
+    found = storage.explain(canonical_url(url), url.strip())
+    if found is None:
+        print(f"no stored article has the link {url}", file=sys.stderr)
+        return 1
+    console = _console()
+    me = found.article
+    console.print(f"[bold]{me.title}[/]\n{me.link or ''}\nstory {found.story_id}: "
+                  f"{len(found.others) + 1} articles; this one {_joined(me, found)}",
+                  highlight=False)
+    if not found.others:
+        return 0
+    table = Table(title="the other articles of the story")
+    for column in ("published", "source", "title", "copy", "related", "joined"):
+        table.add_column(column, overflow="fold")
+    for other in found.others:
+        table.add_row(_when(other.published), ", ".join(other.sources), other.title,
+                      _score(other.copy_similarity), _score(other.related_score),
+                      _joined(other, found))
+    console.print(table)
+    console.print("copy: estimated Jaccard similarity of the two bodies (MinHash of character "
+                  "3-grams, both folded to Simplified); related: the title-and-lead score of "
+                  "independent reports (shared names and numbers, headline overlap, time "
+                  "apart).", highlight=False)
+    return 0
+
+
+def _joined(member: StoryMember, story: StoryExplanation) -> str:
+    if member.joined_by == "founder":
+        return "founded it"
+    titles = {m.uid: m.title for m in (story.article, *story.others)}
+    matched = titles.get(member.joined_with or "", member.joined_with or "?")
+    return f"joined as a {member.joined_by} of 「{matched}」 (score {member.join_score})"
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _summary(outcomes: list[CrawlOutcome]) -> Table:

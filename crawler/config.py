@@ -18,12 +18,14 @@ import yaml
 
 from crawler.errors import ConfigError
 from crawler.types import (
+    COLLAPSE_MODES,
     FEED_FORMATS,
     SITE_NAMES,
     Config,
     Output,
     Settings,
     Source,
+    StoryRules,
     is_local,
 )
 
@@ -51,6 +53,13 @@ SETTINGS_FIELDS = {
     "max_bytes": _Field(int),
     "parse_workers": _Field(int),
     "allowed_networks": _Field(list),
+    "stories": _Field(dict),
+}
+STORY_FIELDS = {
+    "window_days": _Field((int, float)),
+    "copy_threshold": _Field((int, float)),
+    "related_threshold": _Field((int, float)),
+    "related_hours": _Field((int, float)),
 }
 SOURCE_FIELDS = {
     "name": _Field(str, required=True),
@@ -61,6 +70,7 @@ SOURCE_FIELDS = {
     "enabled": _Field(bool),
     "full_text": _Field(bool),
     "site": _Field(str),
+    "priority": _Field(int),
 }
 OUTPUT_FIELDS = {
     "name": _Field(str, required=True),
@@ -69,6 +79,7 @@ OUTPUT_FIELDS = {
     "feeds": _Field(list),
     "tags": _Field(list),
     "limit": _Field(int),
+    "collapse": _Field(str),
 }
 TOP_FIELDS = {"settings", "feeds", "outputs"}
 
@@ -257,7 +268,22 @@ def _settings(
                 check.problem(value_node, f"settings.allowed_networks[{index}]",
                               f"not a network such as 127.0.0.1/32 or 10.0.0.0/8: {network!r}")
         values["allowed_networks"] = networks
+    if "stories" in found:
+        values["stories"] = _story_rules(check, found["stories"][1], loader)
     return Settings(**values)
+
+
+def _story_rules(check: _Checker, node: yaml.Node, loader: Any) -> StoryRules:
+    found = check.mapping(node, "settings.stories", STORY_FIELDS, loader)
+    values: dict[str, float] = {}
+    for key, (value, value_node) in found.items():
+        where = f"settings.stories.{key}"
+        if key.endswith("threshold") and not 0 < value <= 1:
+            check.problem(value_node, where, "must be more than 0 and at most 1")
+        elif not key.endswith("threshold") and value <= 0:
+            check.problem(value_node, where, "must be more than 0")
+        values[key] = float(value)
+    return StoryRules(**values)
 
 
 def _check_name(check: _Checker, found: dict[str, tuple[Any, yaml.Node]], where: str, *,
@@ -332,6 +358,7 @@ def _sources(
                 enabled=found.get("enabled", (True, None))[0],
                 full_text=found.get("full_text", (False, None))[0],
                 site=found.get("site", (None, None))[0],
+                priority=found.get("priority", (0, None))[0],
             ))
     return tuple(sources)
 
@@ -367,6 +394,9 @@ def _outputs(
                 if tag not in known_tags:
                     check.problem(found["tags"][1], f"{where}.tags[{i}]",
                                   f"no feed has the tag {tag!r}")
+        if "collapse" in found and found["collapse"][0] not in COLLAPSE_MODES:
+            check.problem(found["collapse"][1], f"{where}.collapse",
+                          f"{found['collapse'][0]!r}: use one of {', '.join(COLLAPSE_MODES)}")
         if "limit" in found and found["limit"][0] > 1000:
             check.problem(found["limit"][1], f"{where}.limit", "must be at most 1000")
         if "name" in found:
@@ -382,5 +412,6 @@ def _outputs(
                 feeds=feeds,
                 tags=tags,
                 limit=found.get("limit", (100, None))[0],
+                collapse=found.get("collapse", ("story", None))[0],
             ))
     return tuple(outputs)

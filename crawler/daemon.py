@@ -82,6 +82,7 @@ class Daemon:
         if new.settings.database != self.config.settings.database:
             log.warning("settings.database changed; restart the daemon to switch databases")
         await asyncio.to_thread(self.storage.sync_sources, new.sources, datetime.now(UTC))
+        self.storage.story_rules = new.settings.stories
         self.config = new
         self.crawler.config = new
         log.info("reloaded %s: %d feeds, %d outputs", new.path, len(new.sources),

@@ -310,17 +310,12 @@ class Crawler:
             try:
                 async with semaphore:
                     page = await self._fetch_page(client, source, article.link)
-                html, metadata = await self._in_worker(
-                    article_from_page, page.body, page.content_type, page.final_url, now,
-                    source.site)
+                found[index] = await self._in_worker(
+                    article_from_page, article, page.body, page.content_type, page.final_url,
+                    now, source.site)
             except SourceError as exc:
                 warnings.append(f"full text of {article.link}: {exc.describe()}; "
                                 "kept the feed's text")
-                return
-            if html:
-                found[index] = replace(article, content_html=html,
-                                       metadata=tuple(sorted({**dict(metadata),
-                                                              **dict(article.metadata)}.items())))
 
         await asyncio.gather(*(one(i) for i in todo))
         return tuple(found), tuple(warnings)

@@ -7,10 +7,12 @@ round-trip to a worker carries one feed. The result is plain data, cheap to pick
 from __future__ import annotations
 
 import resource
+from dataclasses import replace
 from datetime import datetime
 
 from crawler.cleaners import clean
 from crawler.errors import ParseError
+from crawler.fingerprint import fingerprint
 from crawler.normalize import normalize, xml_safe
 from crawler.parsers import parser_for
 from crawler.parsers.page import parse_page
@@ -52,18 +54,28 @@ def _articles(
         article = normalize(clean(item, site), base_url)
         # One identity, one article: the first occurrence in the document wins.
         articles.setdefault(article.item_key, article)
-    return tuple(articles.values()), parsed.warnings
+    return tuple(with_fingerprint(a) for a in articles.values()), parsed.warnings
+
+
+def with_fingerprint(article: Article) -> Article:
+    return replace(article, fingerprint=fingerprint(article))
 
 
 def article_from_page(
-    body: bytes, content_type: str | None, url: str, now: datetime, site: str | None
-) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """An item's own page → (its article as sanitized HTML, metadata found on the way)."""
+    article: Article, body: bytes, content_type: str | None, url: str, now: datetime,
+    site: str | None,
+) -> Article:
+    """A feed's item with the article from its own page instead of the feed's text, and
+    the metadata found on the way; the item unchanged when the page has no article."""
     try:
         item = parse_page(body, content_type, url, now, site)
     except (MemoryError, RecursionError) as exc:
         raise ParseError(f"the page could not be parsed: {type(exc).__name__}") from exc
-    return sanitize_html(xml_safe(item.content_html), url), item.metadata
+    html = sanitize_html(xml_safe(item.content_html), url)
+    if not html:
+        return article
+    metadata = tuple(sorted({**dict(item.metadata), **dict(article.metadata)}.items()))
+    return with_fingerprint(replace(article, content_html=html, metadata=metadata))
 
 
 def ptt_index_urls(body: bytes, url: str) -> tuple[str, ...]:
@@ -74,6 +86,6 @@ def article_from_ptt_post(body: bytes, url: str, now: datetime,
                           site: str | None) -> Article:
     """A PTT post page → its article, cleaned and normalized like any other item."""
     try:
-        return normalize(clean(parse_ptt_post(body, url, now), site), url)
+        return with_fingerprint(normalize(clean(parse_ptt_post(body, url, now), site), url))
     except (MemoryError, RecursionError) as exc:
         raise ParseError(f"the post could not be parsed: {type(exc).__name__}") from exc

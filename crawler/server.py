@@ -63,7 +63,7 @@ def make_app(config: Callable[[], Config], storage: Storage, health: Health | No
         hit = cache.get(key)
         if hit is not None and hit.version == version:
             return hit
-        articles = storage.articles_for_output(names, output.limit)
+        articles = storage.articles_for_output(names, output.limit, output.collapse)
         # The latest change (a new article, an edit, a second outlet) dates the whole feed.
         newest = version[1]
         view = FeedView(

@@ -39,6 +39,16 @@ def _require_utc(name: str, value: datetime | None) -> None:
 
 
 @dataclass(frozen=True)
+class StoryRules:
+    """When two articles are one story (crawler.similarity explains the two signals)."""
+
+    window_days: float = 7.0  #: copies further apart than this are separate stories
+    copy_threshold: float = 0.5  #: estimated Jaccard similarity of the bodies' 3-grams
+    related_threshold: float = 0.45  #: title-and-lead score of independent reports
+    related_hours: float = 48.0  #: independent reports further apart are not related
+
+
+@dataclass(frozen=True)
 class Settings:
     database: str = "sqlite:///data/crawler.db"
     host: str = "127.0.0.1"
@@ -52,6 +62,7 @@ class Settings:
     #: networks (CIDR) a feed may live on besides the public internet: loopback, private,
     #: link-local and the like are refused by default, on every redirect too (SSRF)
     allowed_networks: tuple[str, ...] = ()
+    stories: StoryRules = field(default_factory=StoryRules)
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,9 @@ class Source:
     enabled: bool = True
     full_text: bool = False  #: fetch each new item's page and keep the article from it
     site: str | None = None  #: cleaning rules to use instead of the link domain's
+    #: a story told by several sources is shown with the article of the highest priority
+    #: (then the earliest)
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,10 @@ class Output:
     feeds: tuple[str, ...] = ()  #: source names; empty means every source
     tags: tuple[str, ...] = ()  #: a source with any of these tags is included
     limit: int = 100
+    collapse: str = "story"  #: "story": one item per story; "article": every article
+
+
+COLLAPSE_MODES = ("story", "article")
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,18 @@ class ParsedFeed:
 
 
 @dataclass(frozen=True)
+class Fingerprint:
+    """What story clustering compares (crawler.fingerprint makes it, crawler.similarity
+    compares it); text folded to Simplified script, punctuation and spacing removed."""
+
+    signature: bytes  #: MinHash of the body's character 3-grams: NUM_PERM uint32, LE
+    shingles: int  #: how many 3-grams the body had
+    title: str  #: folded title, decorations removed
+    lead: str  #: folded start of the body, dateline removed
+    names: tuple[str, ...]  #: proper names, and numbers written "#205", of title and lead
+
+
+@dataclass(frozen=True)
 class Article:
     """An item after cleaning and normalizing: what storage keeps for one source."""
 
@@ -188,6 +218,7 @@ class Article:
     distinctive_text: bool = True
     metadata: tuple[tuple[str, str], ...] = ()
     comments: tuple[Comment, ...] = ()
+    fingerprint: Fingerprint | None = None  #: set in the parse worker
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)
@@ -199,6 +230,39 @@ class SourceRef:
     name: str
     url: str  #: the feed URL
     link: str | None  #: the article's link in that feed
+    priority: int = 0  #: the source's priority in feeds.yaml
+
+
+@dataclass(frozen=True)
+class AlsoReported:
+    """Another outlet's article of the same story."""
+
+    url: str | None
+    title: str
+    source: str  #: the source's name in feeds.yaml
+
+
+@dataclass(frozen=True)
+class StoryMember:
+    """One article of a story, as `crawler explain` shows it."""
+
+    uid: str
+    title: str
+    link: str | None
+    sources: tuple[str, ...]
+    published: datetime
+    joined_by: str  #: "founder", "copy" or "related"
+    joined_with: str | None  #: uid of the article it matched when it joined
+    join_score: float | None
+    copy_similarity: float | None = None  #: to the article asked about
+    related_score: float | None = None  #: to the article asked about
+
+
+@dataclass(frozen=True)
+class StoryExplanation:
+    story_id: str
+    article: StoryMember
+    others: tuple[StoryMember, ...]
 
 
 @dataclass(frozen=True)
@@ -215,6 +279,9 @@ class StoredArticle:
     sources: tuple[SourceRef, ...]
     metadata: tuple[tuple[str, str], ...] = ()
     comments: tuple[Comment, ...] = ()
+    story_id: str | None = None  #: set when the output collapses stories: the item's id
+    #: the story's other articles in the output, when it collapses stories
+    also: tuple[AlsoReported, ...] = ()
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)

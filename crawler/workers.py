@@ -26,11 +26,12 @@ def articles_from_body(
 
 
 def article_from_page(
-    body: bytes, content_type: str | None, url: str, now: datetime, site: str | None
-) -> tuple[str, tuple[tuple[str, str], ...]]:
+    article: Article, body: bytes, content_type: str | None, url: str, now: datetime,
+    site: str | None,
+) -> Article:
     from crawler import process
 
-    return process.article_from_page(body, content_type, url, now, site)
+    return process.article_from_page(article, body, content_type, url, now, site)
 
 
 def ptt_index_urls(body: bytes, url: str) -> tuple[str, ...]:

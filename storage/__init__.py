@@ -21,23 +21,29 @@ from crawler.types import (
     SourceStatus,
     StoredArticle,
     StoreResult,
+    StoryExplanation,
+    StoryRules,
 )
-from storage import articles, sources
-from storage.engine import make_engine
+from storage import articles, sources, stories
+from storage.engine import WRITE, make_engine
 from storage.schema import create_schema
 
 SYNC_LOCK = 0x73796E63  #: advisory lock key for sync_sources on PostgreSQL
 
 
 class Storage:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, story_rules: StoryRules | None = None) -> None:
         self.engine = engine
+        #: how articles are grouped into stories; the daemon replaces it on a reload
+        self.story_rules = story_rules or StoryRules()
 
     @contextmanager
-    def _transaction(self, what: str) -> Iterator[Connection]:
+    def _transaction(self, what: str, *, writes: bool = False) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                conn.execution_options(**{WRITE: writes})
+                with conn.begin():
+                    yield conn
         except SQLAlchemyError as exc:
             raise StorageError(f"{what}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
 
@@ -53,7 +59,7 @@ class Storage:
         advisory lock; on SQLite the loser of the race sees the rows on its retry."""
         for attempt in range(3):
             try:
-                with self._transaction("syncing sources") as conn:
+                with self._transaction("syncing sources", writes=True) as conn:
                     if conn.dialect.name == "postgresql":
                         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                      {"key": SYNC_LOCK})
@@ -73,13 +79,13 @@ class Storage:
     def claim(self, *, now: datetime, lease: timedelta, owner: str,
               names: Sequence[str] | None = None, due_only: bool = True,
               limit: int = 100_000) -> list[str]:
-        with self._transaction("claiming sources") as conn:
+        with self._transaction("claiming sources", writes=True) as conn:
             return sources.claim(conn, now=now, lease=lease, owner=owner, names=names,
                                  due_only=due_only, limit=limit)
 
     def release(self, names: Sequence[str], owner: str) -> None:
         if names:
-            with self._transaction("releasing leases") as conn:
+            with self._transaction("releasing leases", writes=True) as conn:
                 sources.release(conn, names, owner)
 
     def record_success(
@@ -87,9 +93,10 @@ class Storage:
         status: int, caching: CachingInfo,
     ) -> StoreResult:
         """Articles, validators and state of one fetch, in one transaction: all or nothing."""
-        with self._transaction(f"storing {name}") as conn:
+        with self._transaction(f"storing {name}", writes=True) as conn:
             source_id = self._source_id(conn, name)
-            result = articles.upsert_articles(conn, source_id, name, found, now)
+            result = articles.upsert_articles(conn, source_id, name, found, now,
+                                              self.story_rules)
             sources.record_outcome(conn, source_id, now=now, next_check=next_check,
                                    status=status, error=None, caching=caching)
             return result
@@ -101,7 +108,7 @@ class Storage:
         304s, and a commit per source would be most of its cost)."""
         if not unchanged:
             return
-        with self._transaction(f"recording {len(unchanged)} 304s") as conn:
+        with self._transaction(f"recording {len(unchanged)} 304s", writes=True) as conn:
             for name, caching, next_check, status in unchanged:
                 sources.record_outcome(conn, self._source_id(conn, name), now=now,
                                        next_check=next_check, status=status, error=None,
@@ -109,7 +116,7 @@ class Storage:
 
     def record_error(self, name: str, error: str, *, now: datetime, status: int | None,
                      next_check: datetime, failed_body_hash: str | None = None) -> None:
-        with self._transaction(f"recording error for {name}") as conn:
+        with self._transaction(f"recording error for {name}", writes=True) as conn:
             sources.record_outcome(conn, self._source_id(conn, name), now=now,
                                    next_check=next_check, status=status, error=error,
                                    caching=None, failed_body_hash=failed_body_hash)
@@ -118,6 +125,16 @@ class Storage:
         """item_key → content_hash of the given keys this source has stored already."""
         with self._transaction(f"reading items of {name}") as conn:
             return articles.known_items(conn, self._source_id(conn, name), keys)
+
+    def story_of_source_item(self, name: str, item_key: str) -> str | None:
+        """The story uid of the article a source carries under this item key."""
+        with self._transaction(f"reading the story of an item of {name}") as conn:
+            return stories.story_of_item(conn, self._source_id(conn, name), item_key)
+
+    def explain(self, canonical: str | None, link: str) -> StoryExplanation | None:
+        """The story of the article with this canonical URL (or exact link)."""
+        with self._transaction("reading a story") as conn:
+            return stories.explain(conn, canonical, link, self.story_rules)
 
     def error_count(self, name: str) -> int:
         with self._transaction(f"reading error count of {name}") as conn:
@@ -131,10 +148,11 @@ class Storage:
         with self._transaction("reading schedule") as conn:
             return sources.next_due(conn)
 
-    def articles_for_output(self, names: Sequence[str] | None,
-                            limit: int) -> tuple[StoredArticle, ...]:
+    def articles_for_output(self, names: Sequence[str] | None, limit: int,
+                            collapse: str = "article") -> tuple[StoredArticle, ...]:
+        """Newest first: every article, or (collapse="story") one item per story."""
         with self._transaction("reading articles") as conn:
-            return articles.articles_for_output(conn, names, limit)
+            return articles.articles_for_output(conn, names, limit, collapse)
 
     def output_version(self, names: Sequence[str] | None) -> tuple[int, datetime | None]:
         with self._transaction("reading output version") as conn:
@@ -148,14 +166,14 @@ class Storage:
         return found
 
 
-def open_storage(url: str) -> Storage:
+def open_storage(url: str, story_rules: StoryRules | None = None) -> Storage:
     try:
         engine = make_engine(url)
         create_schema(engine)
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot open the database {_redact(url)}: {exc}".splitlines()[0]) \
             from exc
-    return Storage(engine)
+    return Storage(engine, story_rules)
 
 
 def _redact(url: str) -> str:

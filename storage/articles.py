@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from crawler.types import Article, Comment, SourceRef, StoredArticle, StoreResult
+from crawler.types import Article, Comment, SourceRef, StoredArticle, StoreResult, StoryRules
+from storage import stories
 from storage.tables import ArticleRow, ArticleSourceRow, SourceRow
 
 articles_t = ArticleRow.__table__  # type: ignore[attr-defined]
@@ -35,7 +36,7 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
 
 def upsert_articles(
     conn: Connection, source_id: int, source_name: str, articles: Sequence[Article],
-    now: datetime,
+    now: datetime, rules: StoryRules,
 ) -> StoreResult:
     batch: dict[str, Article] = {}
     for article in articles:
@@ -82,6 +83,10 @@ def upsert_articles(
                 link["article_id"] = ids[-link["article_id"] - 1]
         # Linking an article to a second source makes it newer to the outputs.
         touched = {link["article_id"] for link in links} - set(ids)
+        stories.assign_stories(conn, [
+            stories.NewArticle(id=article_id, uid=row["uid"], published=row["published_at"],
+                               fingerprint=article.fingerprint)
+            for article_id, (article, row) in zip(ids, fresh, strict=True)], rules, now)
     else:
         touched = {link["article_id"] for link in links}
     if links:
@@ -89,6 +94,7 @@ def upsert_articles(
     if touched:
         conn.execute(update(articles_t).where(articles_t.c.id.in_(touched))
                      .values(changed_at=now))
+        stories.story_for_linked(conn, sorted(touched), now)
 
     for key, (article_id, old_hash) in known.items():
         article = batch[key]
@@ -97,6 +103,9 @@ def upsert_articles(
             continue
         values = _article_values(article, now)
         del values["first_seen_at"]
+        # The story was decided on the first version; its keys and fingerprint stay.
+        for column in stories.fingerprint_values(article.fingerprint):
+            values.pop(column)
         values.pop("published_at")  # the first date we saw stays the article's date
         conn.execute(update(articles_t).where(articles_t.c.id == article_id).values(**values))
         conn.execute(update(links_t).where(links_t.c.source_id == source_id,
@@ -171,6 +180,7 @@ def _article_values(article: Article, now: datetime) -> dict[str, Any]:
         "updated_at": article.updated or published,
         "first_seen_at": now,
         "changed_at": now,
+        **stories.fingerprint_values(article.fingerprint),
     }
 
 
@@ -182,30 +192,43 @@ def _source_filter(names: Sequence[str] | None) -> Any:
 
 
 def articles_for_output(
-    conn: Connection, names: Sequence[str] | None, limit: int
+    conn: Connection, names: Sequence[str] | None, limit: int, collapse: str = "article"
 ) -> tuple[StoredArticle, ...]:
+    if collapse == "story":
+        return stories.stories_for_output(conn, _source_filter(names), limit)
     rows = conn.execute(
         select(articles_t).where(_source_filter(names))
         .order_by(articles_t.c.published_at.desc(), articles_t.c.id.desc()).limit(limit)
     ).all()
-    refs: dict[int, list[SourceRef]] = {r.id: [] for r in rows}
-    if rows:
+    refs = source_refs(conn, [r.id for r in rows])
+    return tuple(stored_article(r, refs[r.id]) for r in rows)
+
+
+def source_refs(conn: Connection, article_ids: Sequence[int]) -> dict[int, list[SourceRef]]:
+    """article id → the sources that carry it, in the order they first did."""
+    refs: dict[int, list[SourceRef]] = {i: [] for i in article_ids}
+    for part in _chunks(list(refs)):
+        if not part:
+            continue
         for r in conn.execute(
-            select(links_t.c.article_id, links_t.c.link, sources_t.c.name, sources_t.c.url)
+            select(links_t.c.article_id, links_t.c.link, sources_t.c.name, sources_t.c.url,
+                   sources_t.c.priority)
             .join(sources_t, sources_t.c.id == links_t.c.source_id)
-            .where(links_t.c.article_id.in_(list(refs)))
+            .where(links_t.c.article_id.in_(part))
             .order_by(links_t.c.id)
         ):
-            refs[r.article_id].append(SourceRef(name=r.name, url=r.url, link=r.link))
-    return tuple(
-        StoredArticle(
-            uid=r.uid, title=r.title, link=r.link, content_html=r.content_html,
-            summary=r.summary, author=r.author, published=r.published_at,
-            updated=r.updated_at, tags=tuple(json.loads(r.tags)), sources=tuple(refs[r.id]),
-            metadata=tuple(json.loads(r.extra).items()),
-            comments=tuple(_comment_from_json(c) for c in json.loads(r.comments)),
-        )
-        for r in rows
+            refs[r.article_id].append(SourceRef(name=r.name, url=r.url, link=r.link,
+                                                priority=r.priority))
+    return refs
+
+
+def stored_article(r: Any, refs: Sequence[SourceRef]) -> StoredArticle:
+    return StoredArticle(
+        uid=r.uid, title=r.title, link=r.link, content_html=r.content_html,
+        summary=r.summary, author=r.author, published=r.published_at,
+        updated=r.updated_at, tags=tuple(json.loads(r.tags)), sources=tuple(refs),
+        metadata=tuple(json.loads(r.extra).items()),
+        comments=tuple(_comment_from_json(c) for c in json.loads(r.comments)),
     )
 
 

@@ -30,11 +30,18 @@ def make_engine(url: str) -> Engine:
             connect_args={"timeout": SQLITE_BUSY_MS / 1000, "check_same_thread": False},
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+#: execution option of a connection whose transaction will write
+WRITE = "crawler_writes"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy, not the sqlite3 module, says when a transaction begins (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets the HTTP server read while a crawl writes; NORMAL is crash-safe under WAL.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -42,3 +49,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """A transaction that will write takes the write lock at BEGIN. Deferred, it would read
+    a snapshot first and fail with "database is locked" when another writer committed in
+    between, without waiting: two crawls storing at once would lose one of the fetches,
+    and two copies of one story would each found a story."""
+    writes = conn.get_execution_options().get(WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")

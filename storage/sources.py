@@ -25,7 +25,7 @@ def sync_sources(conn: Connection, sources: Sequence[Source], now: datetime) -> 
         if row is None:
             source_id = conn.execute(insert(sources_t).values(
                 name=source.name, url=source.url, format=source.format,
-                enabled=source.enabled, created_at=now,
+                enabled=source.enabled, priority=source.priority, created_at=now,
             )).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(insert(state_t).values(source_id=source_id, next_check_at=now))
             continue
@@ -36,6 +36,8 @@ def sync_sources(conn: Connection, sources: Sequence[Source], now: datetime) -> 
             changes["format"] = source.format
         if row.enabled != source.enabled:
             changes["enabled"] = source.enabled
+        if row.priority != source.priority:
+            changes["priority"] = source.priority
         if changes:
             conn.execute(update(sources_t).where(sources_t.c.id == row.id).values(**changes))
         if "url" in changes:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -44,6 +55,7 @@ class SourceRow(SQLModel, table=True):
     url: str = Field(sa_type=Text)
     format: str = Field(default="feed", max_length=40)
     enabled: bool = True
+    priority: int = 0  #: feeds.yaml's: which source's article represents a story
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
 
 
@@ -87,6 +99,39 @@ class ArticleRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
     first_seen_at: datetime = Field(sa_column=_utc_column(nullable=False))
     changed_at: datetime = Field(sa_column=_utc_column(nullable=False, index=True))
+    story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
+    #: the fingerprint (crawler.types.Fingerprint) the story was decided on
+    signature: bytes | None = Field(default=None, sa_type=LargeBinary)
+    shingles: int = 0
+    fp_title: str = Field(default="", sa_type=Text)
+    fp_lead: str = Field(default="", sa_type=Text)
+    fp_names: str = Field(default="[]", sa_type=Text)  #: JSON list
+    #: how the article came into its story: JSON {"by", "with" (article uid), "score"}
+    story_join: str = Field(default="{}", sa_type=Text)
+
+
+class StoryRow(SQLModel, table=True):
+    """Articles telling one story; its uid is the item id of the story in every output."""
+
+    __tablename__ = "stories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(unique=True, max_length=64)
+    #: the earliest member's date: the story's place in an output
+    published_at: datetime = Field(sa_column=_utc_column(nullable=False, index=True))
+    changed_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class ArticleKeyRow(SQLModel, table=True):
+    """LSH band keys and name keys: finding candidate stories is an index range scan."""
+
+    __tablename__ = "article_keys"
+    __table_args__ = (PrimaryKeyConstraint("key", "published_at", "article_id"),
+                      {"sqlite_with_rowid": False})
+
+    key: int = Field(sa_column=Column(BigInteger, nullable=False))
+    published_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    article_id: int = Field(foreign_key="articles.id", ondelete="CASCADE")
 
 
 class ArticleSourceRow(SQLModel, table=True):

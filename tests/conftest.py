@@ -150,14 +150,16 @@ def make_config() -> object:
 
 
 def write_config(path: Path, database: str, feeds: dict[str, str], *, limit: int = 1000,
-                 extra_outputs: str = "") -> Path:
-    """A feeds.yaml with the given name → URL feeds and one output `all`."""
+                 extra_outputs: str = "", collapse: str = "article") -> Path:
+    """A feeds.yaml with the given name → URL feeds and one output `all` (every article
+    by default, so tests can count the fixtures' items)."""
     lines = ["settings:", f"  database: {database}", "  interval: 3600", "  timeout: 10",
              "  allowed_networks: [127.0.0.0/8]",
              "  concurrency: 4", "  parse_workers: 2", "feeds:"]
     for name, url in feeds.items():
         lines += [f"  - name: {name}", f"    url: {url}", f"    tags: [{name.split('-')[0]}]"]
-    lines += ["outputs:", "  - name: all", "    title: Everything", f"    limit: {limit}"]
+    lines += ["outputs:", "  - name: all", "    title: Everything", f"    limit: {limit}",
+              f"    collapse: {collapse}"]
     path.write_text("\n".join(lines) + "\n" + extra_outputs, encoding="utf-8")
     return path
 

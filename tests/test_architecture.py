@@ -27,6 +27,9 @@ OWNERS = {
     "trafilatura": ("crawler/parsers/page.py",),
     "bs4": ("crawler/parsers/", "crawler/cleaners/"),
     "rich": ("crawler/cli.py",),
+    "opencc": ("crawler/fingerprint.py",),
+    "rjieba": ("crawler/fingerprint.py",),
+    "datasketch": ("crawler/fingerprint.py",),
 }
 STORAGE_USERS = ("crawler/pipeline.py", "crawler/server.py", "crawler/cli.py",
                  "crawler/daemon.py")
@@ -67,19 +70,21 @@ def test_stages_do_not_reach_storage_or_the_network(path: Path) -> None:
 @pytest.mark.parametrize("path", [pytest.param(p, id=rel(p)) for p in MODULES])
 def test_only_the_shell_calls_storage(path: Path) -> None:
     """storage is imported by pipeline, server, daemon and cli only; storage itself takes
-    only crawler.types and crawler.errors from crawler."""
+    only crawler.types, crawler.errors and crawler.similarity (stdlib only) from crawler."""
     names = imports(path)
     if rel(path).startswith("storage/"):
-        assert {n for n in names if n.startswith("crawler")} <= {"crawler.types", "crawler.errors"}
+        assert {n for n in names if n.startswith("crawler")} <= {
+            "crawler.types", "crawler.errors", "crawler.similarity"}
     elif any(n == "storage" or n.startswith("storage.") for n in names):
         assert rel(path) in STORAGE_USERS, rel(path)
 
 
 def test_importing_types_is_light() -> None:
-    """crawler.types pulls in no third-party library."""
-    code = ("import sys, crawler.types, crawler.errors; "
-            "print(sorted(m for m in ('httpx', 'feedparser', 'sqlalchemy', 'apscheduler', 'bs4')"
-            " if m in sys.modules))")
+    """crawler.types, and crawler.similarity which storage compares stories with, pull in
+    no third-party library: the main process never loads the fingerprinting stack."""
+    code = ("import sys, crawler.types, crawler.errors, crawler.similarity; "
+            "print(sorted(m for m in ('httpx', 'feedparser', 'sqlalchemy', 'apscheduler', 'bs4',"
+            " 'numpy', 'opencc', 'rjieba', 'datasketch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"

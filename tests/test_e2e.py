@@ -25,7 +25,10 @@ import pytest
 from bs4 import BeautifulSoup
 from lxml import etree
 
+from crawler.parsers.jekyll import parse_post
+
 FEEDS = Path(__file__).parent / "data" / "feeds"
+JEKYLL = Path(__file__).parent / "data" / "jekyll"
 SCHEMA = Path(__file__).parent / "data" / "jsonfeed-1.1.schema.json"
 FIXTURES = {
     "waimei-posts": "waimei_posts.rss",
@@ -94,7 +97,8 @@ def assert_safe_html(fragment: str) -> None:
 @pytest.fixture
 def crawled(tmp_path: Path, feed_server: Any, make_config: Any) -> Iterator[dict[str, Any]]:
     feeds = {name: feed_server.add_file(file) for name, file in FIXTURES.items()}
-    config = make_config(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'crawler.db'}", feeds)
+    config = make_config(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'crawler.db'}", feeds,
+                         extra_outputs=STORIES_OUTPUT)
     result = crawler("--config", str(config), "crawl")
     yield {"config": config, "result": result, "server": feed_server}
 
@@ -187,6 +191,58 @@ def test_served_feeds_hold_every_item_once_sanitized(served: str) -> None:
     rss_ids = {e.id for e in feedparser.parse(rss.content).entries}
     assert rss_ids == {i["id"] for i in items}
     assert len(items) == len(expected) + 3  # + the three items of the JSON Feed
+
+
+STORIES_OUTPUT = "  - name: stories\n    title: One item per story\n    limit: 1000\n"
+#: the waimei posts' two CNA stories that RFI republished in Simplified script
+REPUBLISHED = [(JEKYLL / f"jekyll_2020-08-28_cna_{name}.md",
+                JEKYLL / f"jekyll_2020-08-28_rfi_{name}-cna-republish.md")
+               for name in ("us-defense-secretary-palau", "hk-police-nsl-retroactive")]
+
+
+def fixture_link(path: Path) -> str:
+    link = parse_post(path.read_text(encoding="utf-8"), datetime.now(UTC)).link
+    assert link
+    return link
+
+
+def test_story_output_shows_a_republished_story_once(served: str) -> None:
+    """collapse: story (the default): CNA's story and RFI's Simplified republication are
+    one item, which lists the other in each format's way; the ids agree across formats."""
+    document = httpx.get(f"{served}/feeds/stories.json").json()
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(document, json.loads(SCHEMA.read_text(encoding="utf-8")))
+    items = document["items"]
+    every = httpx.get(f"{served}/feeds/all.json").json()["items"]
+    assert len(items) < len(every)
+    atom = feedparser.parse(httpx.get(f"{served}/feeds/stories.atom").content)
+    rss = feedparser.parse(httpx.get(f"{served}/feeds/stories.xml").content)
+    assert not atom.bozo and not rss.bozo
+    assert {e.id for e in atom.entries} == {e.id for e in rss.entries} == {i["id"] for i in items}
+    for cna, rfi in REPUBLISHED:
+        links = {fixture_link(cna), fixture_link(rfi)}
+        [item] = [i for i in items if i.get("url") in links]
+        [other] = links - {item["url"]}
+        assert [a["url"] for a in item["_crawler"]["also"]] == [other]
+        assert item["_crawler"]["story_id"]
+        assert not any(i.get("url") == other for i in items)
+        assert other in item["content_html"] and "Also reported by" in item["content_html"]
+        [entry] = [e for e in atom.entries if e.id == item["id"]]
+        assert other in [link.href for link in entry.links if link.rel == "related"]
+        [rss_entry] = [e for e in rss.entries if e.id == item["id"]]
+        assert other in rss_entry.content[0].value
+        assert_safe_html(rss_entry.content[0].value)
+
+
+def test_explain_shows_the_story_of_an_article(crawled: dict[str, Any]) -> None:
+    cna, rfi = REPUBLISHED[0]
+    result = crawler("--config", str(crawled["config"]), "explain", fixture_link(rfi))
+    assert result.returncode == 0, result.stderr
+    title = parse_post(cna.read_text(encoding="utf-8"), datetime.now(UTC)).title
+    assert "2 articles" in result.stdout
+    assert title in result.stdout and "copy" in result.stdout
+    missing = crawler("--config", str(crawled["config"]), "explain", "https://nowhere.example/")
+    assert missing.returncode == 1 and "no stored article" in missing.stderr
 
 
 def test_served_feed_validates_against_the_json_feed_schema(served: str) -> None:

@@ -77,7 +77,8 @@ def test_every_format_in_one_crawl(tmp_path: Path, feed_server: Any) -> None:
         f"    site: udn\n"
         f"  - name: ptt\n    url: {feeds['ptt']}\n    format: ptt\n"
         f"  - name: archive\n    url: {DATA / 'jekyll'}\n    format: jekyll\n"
-        "outputs:\n  - name: all\n    title: All\n    limit: 1000\n", encoding="utf-8")
+        "outputs:\n  - name: all\n    title: All\n    limit: 1000\n    collapse: article\n",
+        encoding="utf-8")
     crawl = subprocess.run([sys.executable, "-m", "crawler", "--config", str(config), "crawl",
                             "--json"], capture_output=True, text=True, timeout=180)
     assert crawl.returncode == 0, crawl.stdout + crawl.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from crawler.emitters._also import content_with_also
 from crawler.emitters._ids import entry_id
 from crawler.emitters._xml import serialize, sub
 from crawler.types import FeedView
@@ -38,7 +39,11 @@ def emit_atom(view: FeedView) -> bytes:
             sub(entry, f"{a}category", term=tag)
         if article.summary:
             sub(entry, f"{a}summary", article.summary, type="text")
-        sub(entry, f"{a}content", article.content_html or article.summary, type="html")
+        for other in article.also:
+            if other.url:
+                sub(entry, f"{a}link", rel="related", href=other.url, type="text/html",
+                    title=f"{other.title} ({other.source})")
+        sub(entry, f"{a}content", content_with_also(article), type="html")
         if article.sources:
             first = article.sources[0]
             source = sub(entry, f"{a}source")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from crawler.emitters._also import content_with_also
 from crawler.emitters._ids import entry_id
 from crawler.types import FeedView
 
@@ -15,7 +16,7 @@ def emit_json(view: FeedView) -> bytes:
         item: dict[str, Any] = {
             "id": entry_id(article),
             "title": article.title,
-            "content_html": article.content_html or article.summary,
+            "content_html": content_with_also(article),
             "date_published": article.published.isoformat(),
             "date_modified": max(article.updated, article.published).isoformat(),
         }
@@ -31,6 +32,10 @@ def emit_json(view: FeedView) -> bytes:
             "sources": [{"name": s.name, "feed_url": s.url, "url": s.link}
                         for s in article.sources],
         }
+        if article.story_id:
+            item["_crawler"]["story_id"] = article.story_id
+            item["_crawler"]["also"] = [{"url": o.url, "title": o.title, "source": o.source}
+                                        for o in article.also]
         if article.metadata:
             item["_crawler"]["metadata"] = dict(article.metadata)
         if article.comments:

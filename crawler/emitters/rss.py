@@ -7,6 +7,7 @@ from email.utils import format_datetime
 
 from lxml import etree
 
+from crawler.emitters._also import content_with_also
 from crawler.emitters._ids import entry_id
 from crawler.emitters._xml import serialize, sub
 from crawler.types import FeedView
@@ -39,8 +40,8 @@ def emit_rss(view: FeedView) -> bytes:
             sub(item, "category", tag)
         # Readers take RSS description as HTML, so the plain-text summary is escaped once more.
         sub(item, "description", html.escape(article.summary or article.title, quote=False))
-        if article.content_html:
-            sub(item, f"{{{CONTENT}}}encoded", article.content_html)
+        if article.content_html or article.also:
+            sub(item, f"{{{CONTENT}}}encoded", content_with_also(article))
         if article.sources:
             first = article.sources[0]
             sub(item, "source", first.name, url=first.url)

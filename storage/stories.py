@@ -1,0 +1,324 @@
+"""Stories: new articles join the story of a copy or of related reports, or start one.
+
+For a batch of new articles (one source's fetch, one transaction):
+1. their LSH band keys and name keys are looked up in ``article_keys`` within the time
+   windows: an index range scan per key, whatever the size of the archive;
+2. a candidate whose body is a copy (estimated Jaccard ≥ copy_threshold) puts the article
+   in its story;
+3. otherwise the stories of the candidates that share a name are scored on title and lead
+   against all their members (the mean, so a round-up that touches two developments does
+   not chain them into one), and the best above related_threshold takes the article;
+4. otherwise the article starts a story. Its keys are stored either way.
+
+Concurrent ingests take turns here (an advisory lock on PostgreSQL, the write lock that the
+transaction already holds on SQLite), so two copies arriving at once make one story.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, text, update
+
+from crawler.similarity import band_keys, copy_similarity, name_keys, relatedness
+from crawler.types import (
+    AlsoReported,
+    Fingerprint,
+    StoredArticle,
+    StoryExplanation,
+    StoryMember,
+    StoryRules,
+)
+from storage.tables import ArticleKeyRow, ArticleRow, StoryRow
+
+articles_t = ArticleRow.__table__  # type: ignore[attr-defined]
+stories_t = StoryRow.__table__  # type: ignore[attr-defined]
+keys_t = ArticleKeyRow.__table__  # type: ignore[attr-defined]
+STORY_LOCK = 0x73746F72  #: advisory lock key on PostgreSQL
+CHUNK = 400
+MAX_MEMBERS = 50  #: members of one story a new article is compared with (the latest)
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    id: int
+    uid: str
+    published: datetime
+    fingerprint: Fingerprint | None
+
+
+@dataclass
+class _Known:
+    """An article already in a story, as the clustering sees it."""
+
+    id: int
+    uid: str
+    story_id: int
+    published: datetime
+    fingerprint: Fingerprint | None
+    keys: set[int] = field(default_factory=set)
+
+
+def make_story_uid(founder_uid: str) -> str:
+    """The founding article's uid: a story of one article keeps the item id that article
+    had in outputs before stories existed, so readers see no item twice on upgrade."""
+    return founder_uid
+
+
+def fingerprint_values(fingerprint: Fingerprint | None) -> dict[str, Any]:
+    if fingerprint is None:
+        return {}
+    return {"signature": fingerprint.signature, "shingles": fingerprint.shingles,
+            "fp_title": fingerprint.title, "fp_lead": fingerprint.lead,
+            "fp_names": json.dumps(list(fingerprint.names), ensure_ascii=False)}
+
+
+def fingerprint_of(row: Any) -> Fingerprint | None:
+    if row.signature is None:
+        return None
+    return Fingerprint(signature=bytes(row.signature), shingles=row.shingles,
+                       title=row.fp_title, lead=row.fp_lead,
+                       names=tuple(json.loads(row.fp_names)))
+
+
+def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRules,
+                   now: datetime) -> None:
+    if not new:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STORY_LOCK})
+    copy_window = timedelta(days=rules.window_days)
+    related_window = timedelta(hours=rules.related_hours)
+    keys_of = {a.id: _keys(a.fingerprint) for a in new}
+    known = _candidates(conn, new, keys_of, copy_window, related_window)
+    joins: list[dict[str, Any]] = []
+    founded: list[NewArticle] = []
+    story_of: dict[int, int] = {}  # article id → story id (negative: founded in this batch)
+    for article in new:
+        story, join = _decide(article, keys_of[article.id], known, rules, copy_window,
+                              related_window, conn)
+        if story is None:
+            founded.append(article)
+            story = -len(founded)
+            join = {"by": "founder"}
+        story_of[article.id] = story
+        joins.append({"article_id": article.id, "story_join": json.dumps(join)})
+        # Later articles of this batch find this one like any stored article.
+        known[article.id] = _Known(article.id, article.uid, story, article.published,
+                                   article.fingerprint, set(keys_of[article.id]))
+    story_ids = _create_stories(conn, founded, now)
+    final = {aid: (story_ids[-sid - 1] if sid < 0 else sid) for aid, sid in story_of.items()}
+    for row in joins:
+        conn.execute(update(articles_t).where(articles_t.c.id == row["article_id"])
+                     .values(story_id=final[row["article_id"]], story_join=row["story_join"]))
+    _touch_stories(conn, {final[a.id]: a.published for a in new}, now)
+    rows = [{"key": key, "published_at": a.published, "article_id": a.id}
+            for a in new for key in dict.fromkeys(keys_of[a.id])]
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(insert(keys_t), rows[start:start + CHUNK])
+
+
+def _keys(fingerprint: Fingerprint | None) -> tuple[int, ...]:
+    if fingerprint is None:
+        return ()
+    return band_keys(fingerprint) + name_keys(fingerprint)
+
+
+def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, tuple[int, ...]],
+                copy_window: timedelta, related_window: timedelta) -> dict[int, _Known]:
+    """Stored articles sharing a key with a new one, within the wider of the windows."""
+    window = max(copy_window, related_window)
+    low = min(a.published for a in new) - window
+    high = max(a.published for a in new) + window
+    wanted = sorted({key for keys in keys_of.values() for key in keys})
+    hits: dict[int, set[int]] = defaultdict(set)
+    for start in range(0, len(wanted), CHUNK):
+        part = wanted[start:start + CHUNK]
+        for row in conn.execute(select(keys_t.c.key, keys_t.c.article_id).where(
+                keys_t.c.key.in_(part), keys_t.c.published_at.between(low, high))):
+            hits[row.article_id].add(row.key)
+    return _load(conn, hits)
+
+
+def _load(conn: Connection, hits: dict[int, set[int]]) -> dict[int, _Known]:
+    found: dict[int, _Known] = {}
+    ids = sorted(hits)
+    for start in range(0, len(ids), CHUNK):
+        for row in conn.execute(_known_columns().where(
+                articles_t.c.id.in_(ids[start:start + CHUNK]),
+                articles_t.c.story_id.is_not(None))):
+            found[row.id] = _Known(row.id, row.uid, row.story_id, row.published_at,
+                                   fingerprint_of(row), hits.get(row.id, set()))
+    return found
+
+
+def _known_columns() -> Any:
+    c = articles_t.c
+    return select(c.id, c.uid, c.story_id, c.published_at, c.signature, c.shingles,
+                  c.fp_title, c.fp_lead, c.fp_names)
+
+
+def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known],
+            rules: StoryRules, copy_window: timedelta, related_window: timedelta,
+            conn: Connection) -> tuple[int | None, dict[str, Any]]:
+    fingerprint = article.fingerprint
+    if fingerprint is None:
+        return None, {}
+    mine = set(keys)
+    best: tuple[float, _Known] | None = None
+    related: set[int] = set()
+    for other in known.values():
+        if not other.keys & mine or other.fingerprint is None or other.id == article.id:
+            continue
+        apart = abs(other.published - article.published)
+        if apart <= copy_window:
+            similarity = copy_similarity(fingerprint, other.fingerprint)
+            if similarity >= rules.copy_threshold and (best is None or similarity > best[0]):
+                best = (similarity, other)
+        if apart <= related_window:
+            related.add(other.story_id)
+    if best is not None:
+        return best[1].story_id, {"by": "copy", "with": best[1].uid,
+                                  "score": round(best[0], 3)}
+    scored: list[tuple[float, int, _Known]] = []
+    for story_id in sorted(related):
+        members = _members(conn, story_id, known)
+        scores = [(relatedness(fingerprint, m.fingerprint,
+                               abs(m.published - article.published).total_seconds() / 3600,
+                               rules.related_hours).score, m)
+                  for m in members if m.fingerprint is not None]
+        if scores:
+            mean = sum(s for s, _ in scores) / len(scores)
+            closest = max(scores, key=lambda pair: pair[0])[1]
+            scored.append((mean, story_id, closest))
+    if scored:
+        mean, story_id, closest = max(scored, key=lambda entry: entry[0])
+        if mean >= rules.related_threshold:
+            return story_id, {"by": "related", "with": closest.uid, "score": round(mean, 3)}
+    return None, {}
+
+
+def _members(conn: Connection, story_id: int, known: dict[int, _Known]) -> list[_Known]:
+    """A story's latest members: stored ones from the database, this batch's from memory."""
+    members = {k.id: k for k in known.values() if k.story_id == story_id}
+    if story_id > 0:
+        for row in conn.execute(_known_columns().where(articles_t.c.story_id == story_id)
+                                .order_by(articles_t.c.id.desc()).limit(MAX_MEMBERS)):
+            members.setdefault(row.id, _Known(row.id, row.uid, row.story_id, row.published_at,
+                                              fingerprint_of(row)))
+    return sorted(members.values(), key=lambda m: -m.id)[:MAX_MEMBERS]
+
+
+def _create_stories(conn: Connection, founded: Sequence[NewArticle], now: datetime) -> list[int]:
+    if not founded:
+        return []
+    rows = [{"uid": make_story_uid(a.uid), "published_at": a.published, "changed_at": now}
+            for a in founded]
+    result = conn.execute(insert(stories_t).returning(stories_t.c.id, stories_t.c.uid), rows)
+    by_uid = {r.uid: r.id for r in result}
+    return [by_uid[row["uid"]] for row in rows]
+
+
+def _touch_stories(conn: Connection, earliest: dict[int, datetime], now: datetime) -> None:
+    """A member joining makes the story newer to the outputs; its date is its first report."""
+    for story_id, published in earliest.items():
+        conn.execute(update(stories_t).where(stories_t.c.id == story_id)
+                     .values(changed_at=now))
+        conn.execute(update(stories_t).where(and_(stories_t.c.id == story_id,
+                                                  stories_t.c.published_at > published))
+                     .values(published_at=published))
+
+
+def story_for_linked(conn: Connection, article_ids: Sequence[int], now: datetime) -> None:
+    """Articles that gained a source keep their story; the story changes for the outputs."""
+    ids = sorted(set(article_ids))
+    for start in range(0, len(ids), CHUNK):
+        stories = select(articles_t.c.story_id).where(articles_t.c.id.in_(ids[start:start + CHUNK]))
+        conn.execute(update(stories_t).where(stories_t.c.id.in_(stories)).values(changed_at=now))
+
+
+def story_of_item(conn: Connection, source_id: int, item_key: str) -> str | None:
+    from storage.tables import ArticleSourceRow
+
+    links_t = ArticleSourceRow.__table__  # type: ignore[attr-defined]
+    return conn.execute(
+        select(stories_t.c.uid)
+        .join(articles_t, articles_t.c.story_id == stories_t.c.id)
+        .join(links_t, links_t.c.article_id == articles_t.c.id)
+        .where(links_t.c.source_id == source_id, links_t.c.item_key == item_key)
+    ).scalar()
+
+
+def stories_for_output(conn: Connection, in_output: Any, limit: int) -> tuple[StoredArticle, ...]:
+    """The newest stories with an article in the output: one item each, the article of the
+    highest-priority source (then the earliest) with the others as "also reported by"."""
+    from storage.articles import source_refs, stored_article
+
+    story_rows = conn.execute(
+        select(stories_t.c.id, stories_t.c.uid)
+        .where(stories_t.c.id.in_(select(articles_t.c.story_id).where(in_output)))
+        .order_by(stories_t.c.published_at.desc(), stories_t.c.id.desc()).limit(limit)).all()
+    if not story_rows:
+        return ()
+    members: dict[int, list[Any]] = {r.id: [] for r in story_rows}
+    for row in conn.execute(select(articles_t).where(
+            articles_t.c.story_id.in_(list(members)), in_output)):
+        members[row.story_id].append(row)
+    refs = source_refs(conn, [m.id for group in members.values() for m in group])
+    found: list[StoredArticle] = []
+    for story in story_rows:
+        group = members[story.id]
+        if not group:
+            continue
+        group.sort(key=lambda m: (-max((ref.priority for ref in refs[m.id]), default=0),
+                                  m.published_at, m.id))
+        lead, others = group[0], group[1:]
+        also = tuple(AlsoReported(url=m.link, title=m.title,
+                                  source=refs[m.id][0].name if refs[m.id] else "")
+                     for m in others)
+        article = stored_article(lead, refs[lead.id])
+        found.append(replace(article, uid=story.uid, story_id=story.uid, also=also))
+    return tuple(found)
+
+
+def explain(conn: Connection, canonical: str | None, link: str,
+            rules: StoryRules) -> StoryExplanation | None:
+    """The story of the article at this URL, its other members, how each compares."""
+    from storage.articles import source_refs
+
+    c = articles_t.c
+    match = c.link == link if canonical is None else (c.canonical_url == canonical) | (
+        c.link == link)
+    row = conn.execute(_known_columns().add_columns(c.title, c.link, c.story_join)
+                       .where(match).order_by(c.id).limit(1)).first()
+    if row is None or row.story_id is None:
+        return None
+    story_uid = conn.execute(select(stories_t.c.uid).where(stories_t.c.id == row.story_id)
+                             ).scalar_one()
+    rows = conn.execute(_known_columns().add_columns(c.title, c.link, c.story_join)
+                        .where(c.story_id == row.story_id).order_by(c.published_at, c.id)
+                        .limit(200)).all()
+    refs = source_refs(conn, [r.id for r in rows])
+    mine = fingerprint_of(row)
+
+    def member(r: Any) -> StoryMember:
+        join = json.loads(r.story_join or "{}")
+        theirs = fingerprint_of(r)
+        copy = related = None
+        if mine is not None and theirs is not None and r.id != row.id:
+            copy = copy_similarity(mine, theirs)
+            hours = abs((r.published_at - row.published_at).total_seconds()) / 3600
+            related = relatedness(mine, theirs, hours, rules.related_hours).score
+        return StoryMember(uid=r.uid, title=r.title, link=r.link,
+                           sources=tuple(ref.name for ref in refs[r.id]),
+                           published=r.published_at, joined_by=join.get("by", "founder"),
+                           joined_with=join.get("with"), join_score=join.get("score"),
+                           copy_similarity=copy, related_score=related)
+
+    return StoryExplanation(story_id=story_uid, article=member(row),
+                            others=tuple(member(r) for r in rows if r.id != row.id))
