@@ -21,7 +21,7 @@ import opencc
 import rjieba
 from datasketch import MinHash
 
-from crawler.normalize import fold, plain_text
+from crawler.normalize import COMMENTS_HEADING, fold, plain_text
 from crawler.similarity import NUM_PERM, chinese_numerals_to_digits
 from crawler.types import Article, Fingerprint
 
@@ -72,7 +72,10 @@ def bare_title(title: str) -> str:
 
 
 def fingerprint(article: Article) -> Fingerprint:
-    text = to_simplified(plain_text(article.content_html))
+    html = article.content_html
+    if article.comments:  # readers' pushes are not the story: a post is compared without
+        html = html[:html.rfind(COMMENTS_HEADING)] if COMMENTS_HEADING in html else html
+    text = to_simplified(plain_text(html))
     title = to_simplified(bare_title(article.title))
     body = fold(text)[:BODY_CHARS]
     if len(body) < 40:  # a stub: its title says as much as its text

@@ -122,4 +122,7 @@ def render_comments(comments: tuple[Comment, ...]) -> str:
         + (f" <small>{c.time.astimezone(CHINA_TIME):%m/%d %H:%M}</small>" if c.time else "")
         + "</li>"
         for c in comments[:MAX_COMMENTS])
-    return f"<h3>推文 ({len(comments)})</h3><ol>{rows}</ol>"
+    return f"{COMMENTS_HEADING}{len(comments)})</h3><ol>{rows}</ol>"
+
+
+COMMENTS_HEADING = "<h3>推文 ("  #: where the comments start in an article's HTML

@@ -78,11 +78,18 @@ def _transform(item: ParsedItem, steps: list[str], new_id: str) -> ParsedItem:
             html = html + FOOTER
         elif step == "trim-end":
             html = html[: int(len(html) * 0.8)]
+        elif step == "quoted-news":
+            # A PTT [新聞] post must quote the news whole: title (3.) and text (4.).
+            title = html.split("3.完整新聞標題:")[1].split("4.完整新聞內文:")[0]
+            html = html.split("4.完整新聞內文:")[1].split("5.完整新聞連結")[0]
+            title = " ".join(title.replace("<br/>", " ").replace("<br>", " ").split())
         else:
             raise ValueError(f"{new_id}: unknown transform {step!r}")
-    published = item.published + timedelta(hours=3) if item.published else None
-    return replace(item, guid=None, link=f"https://republisher.example/{new_id}", title=title,
-                   content_html=html, summary_html="", published=published, updated=None)
+    shift = timedelta(hours=-1 if "quoted-news" in steps else 3)
+    published = item.published + shift if item.published else None
+    return replace(item, guid=None, comments=(), link=f"https://republisher.example/{new_id}",
+                   title=title, content_html=html, summary_html="", published=published,
+                   updated=None)
 
 
 def _stories(value: Any) -> frozenset[str]:

@@ -99,6 +99,20 @@ def test_database_environment_variable_wins() -> None:
     pytest.param("feeds: [\n", "feeds.yaml:2: not valid YAML", id="bad-yaml"),
     pytest.param("", "feeds.yaml: the file is empty", id="empty"),
     pytest.param("settings: {}\n", "feeds.yaml:1: feeds: missing", id="no-feeds"),
+    pytest.param("settings:\n  stories:\n    copy_threshold: 1.5\nfeeds: []\n",
+                 "feeds.yaml:3: settings.stories.copy_threshold: must be more than 0 and at "
+                 "most 1", id="story-threshold"),
+    pytest.param("settings:\n  stories:\n    window: 7\nfeeds: []\n",
+                 "feeds.yaml:3: settings.stories.window: unknown key", id="story-unknown-key"),
+    pytest.param("settings:\n  stories:\n    related_hours: 0\nfeeds: []\n",
+                 "feeds.yaml:3: settings.stories.related_hours: must be more than 0",
+                 id="story-window-zero"),
+    pytest.param("feeds:\n  - name: a\n    url: https://e.com/\n    priority: high\n",
+                 "feeds.yaml:4: feeds[0].priority: expected an integer", id="priority-type"),
+    pytest.param("feeds:\n  - name: a\n    url: https://e.com/\noutputs:\n  - name: o\n"
+                 "    title: O\n    collapse: cluster\n",
+                 "feeds.yaml:7: outputs[0].collapse: 'cluster': use one of story, article",
+                 id="collapse-value"),
 ])
 def test_invalid_config_names_line_and_field(text: str, expected: str) -> None:
     """A bad feeds.yaml is refused with file:line: field: what is wrong."""
@@ -119,6 +133,19 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
         config.load(str(tmp_path / "nope.yaml"))
     assert "no such file" in str(info.value)
     assert "--config" in str(info.value) and "CRAWLER_CONFIG" in str(info.value)
+
+
+def test_story_settings_source_priority_and_collapse_are_read() -> None:
+    loaded = config.parse(
+        "settings:\n  stories:\n    window_days: 3\n    related_threshold: 0.6\n"
+        "feeds:\n  - name: a\n    url: https://e.com/\n    priority: 2\n"
+        "outputs:\n  - name: o\n    title: O\n    collapse: article\n  - name: p\n"
+        "    title: P\n", "feeds.yaml", env={})
+    assert loaded.settings.stories.window_days == 3.0
+    assert loaded.settings.stories.related_threshold == 0.6
+    assert loaded.settings.stories.copy_threshold == 0.5  # the default stays
+    assert loaded.sources[0].priority == 2
+    assert [o.collapse for o in loaded.outputs] == ["article", "story"]
 
 
 def test_source_names_may_be_chinese() -> None:
