@@ -17,7 +17,7 @@ transaction already holds on SQLite), so two copies arriving at once make one st
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -42,6 +42,9 @@ keys_t = ArticleKeyRow.__table__  # type: ignore[attr-defined]
 STORY_LOCK = 0x73746F72  #: advisory lock key on PostgreSQL
 CHUNK = 400
 MAX_MEMBERS = 50  #: members of one story a new article is compared with (the latest)
+#: stored articles that share only names with a new one, compared with it: those sharing
+#: the most (a name in every other report of a busy day is no reason to compare them all)
+MAX_NAME_CANDIDATES = 50
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,10 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
     joins: list[dict[str, Any]] = []
     founded: list[NewArticle] = []
     story_of: dict[int, int] = {}  # article id → story id (negative: founded in this batch)
+    cache: dict[int, list[_Known]] = {}
     for article in new:
         story, join = _decide(article, keys_of[article.id], known, rules, copy_window,
-                              related_window, conn)
+                              related_window, conn, cache)
         if story is None:
             founded.append(article)
             story = -len(founded)
@@ -136,12 +140,25 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
     low = min(a.published for a in new) - window
     high = max(a.published for a in new) + window
     wanted = sorted({key for keys in keys_of.values() for key in keys})
-    hits: dict[int, set[int]] = defaultdict(set)
+    holders: dict[int, list[int]] = defaultdict(list)  # key → stored articles that have it
     for start in range(0, len(wanted), CHUNK):
         part = wanted[start:start + CHUNK]
         for row in conn.execute(select(keys_t.c.key, keys_t.c.article_id).where(
                 keys_t.c.key.in_(part), keys_t.c.published_at.between(low, high))):
-            hits[row.article_id].add(row.key)
+            holders[row.key].append(row.article_id)
+    hits: dict[int, set[int]] = defaultdict(set)
+    for article in new:
+        fingerprint = article.fingerprint
+        bands = set(band_keys(fingerprint)) if fingerprint else set()
+        shared: Counter[int] = Counter()
+        for key in keys_of[article.id]:
+            for other in holders.get(key, ()):
+                if key in bands:
+                    hits[other].add(key)  # a shared band is always worth a comparison
+                else:
+                    shared[other] += 1
+        for other, _count in shared.most_common(MAX_NAME_CANDIDATES):
+            hits[other].update(k for k in keys_of[article.id] if other in holders.get(k, ()))
     return _load(conn, hits)
 
 
@@ -165,7 +182,8 @@ def _known_columns() -> Any:
 
 def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known],
             rules: StoryRules, copy_window: timedelta, related_window: timedelta,
-            conn: Connection) -> tuple[int | None, dict[str, Any]]:
+            conn: Connection, cache: dict[int, list[_Known]],
+            ) -> tuple[int | None, dict[str, Any]]:
     fingerprint = article.fingerprint
     if fingerprint is None:
         return None, {}
@@ -180,14 +198,18 @@ def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known]
             similarity = copy_similarity(fingerprint, other.fingerprint)
             if similarity >= rules.copy_threshold and (best is None or similarity > best[0]):
                 best = (similarity, other)
-        if apart <= related_window:
+        # A story's mean score is at most its best member's: a story none of whose
+        # candidates reaches the threshold is not worth reading the members of.
+        if best is None and apart <= related_window and relatedness(
+                fingerprint, other.fingerprint, apart.total_seconds() / 3600,
+                rules.related_hours).score >= rules.related_threshold:
             related.add(other.story_id)
     if best is not None:
         return best[1].story_id, {"by": "copy", "with": best[1].uid,
                                   "score": round(best[0], 3)}
     scored: list[tuple[float, int, _Known]] = []
     for story_id in sorted(related):
-        members = _members(conn, story_id, known)
+        members = _members(conn, story_id, known, cache)
         scores = [(relatedness(fingerprint, m.fingerprint,
                                abs(m.published - article.published).total_seconds() / 3600,
                                rules.related_hours).score, m)
@@ -203,14 +225,20 @@ def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known]
     return None, {}
 
 
-def _members(conn: Connection, story_id: int, known: dict[int, _Known]) -> list[_Known]:
-    """A story's latest members: stored ones from the database, this batch's from memory."""
+def _members(conn: Connection, story_id: int, known: dict[int, _Known],
+             cache: dict[int, list[_Known]]) -> list[_Known]:
+    """A story's latest members: stored ones from the database (read once per batch),
+    this batch's from memory."""
     members = {k.id: k for k in known.values() if k.story_id == story_id}
     if story_id > 0:
-        for row in conn.execute(_known_columns().where(articles_t.c.story_id == story_id)
-                                .order_by(articles_t.c.id.desc()).limit(MAX_MEMBERS)):
-            members.setdefault(row.id, _Known(row.id, row.uid, row.story_id, row.published_at,
-                                              fingerprint_of(row)))
+        if story_id not in cache:
+            cache[story_id] = [
+                _Known(row.id, row.uid, row.story_id, row.published_at, fingerprint_of(row))
+                for row in conn.execute(_known_columns()
+                                        .where(articles_t.c.story_id == story_id)
+                                        .order_by(articles_t.c.id.desc()).limit(MAX_MEMBERS))]
+        for stored in cache[story_id]:
+            members.setdefault(stored.id, stored)
     return sorted(members.values(), key=lambda m: -m.id)[:MAX_MEMBERS]
 
 
