@@ -311,6 +311,8 @@ def stories_for_output(conn: Connection, in_output: Any, limit: int) -> tuple[St
                      for m in others)
         article = stored_article(lead, refs[lead.id])
         found.append(replace(article, uid=story.uid, story_id=story.uid, also=also))
+    # Newest first by the date each item shows (its representative's), as readers expect.
+    found.sort(key=lambda item: (item.published, item.uid), reverse=True)
     return tuple(found)
 
 

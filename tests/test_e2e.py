@@ -219,6 +219,8 @@ def test_story_output_shows_a_republished_story_once(served: str) -> None:
     rss = feedparser.parse(httpx.get(f"{served}/feeds/stories.xml").content)
     assert not atom.bozo and not rss.bozo
     assert {e.id for e in atom.entries} == {e.id for e in rss.entries} == {i["id"] for i in items}
+    dates = [datetime.fromisoformat(i["date_published"]) for i in items]
+    assert dates == sorted(dates, reverse=True)
     for cna, rfi in REPUBLISHED:
         links = {fixture_link(cna), fixture_link(rfi)}
         [item] = [i for i in items if i.get("url") in links]
