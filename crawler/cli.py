@@ -245,7 +245,8 @@ def _joined(member: StoryMember, story: StoryExplanation) -> str:
         return "founded it"
     titles = {m.uid: m.title for m in (story.article, *story.others)}
     matched = titles.get(member.joined_with or "", member.joined_with or "?")
-    return f"joined as a {member.joined_by} of 「{matched}」 (score {member.join_score})"
+    via = f", found through {member.joined_via}" if member.joined_via else ""
+    return f"joined as a {member.joined_by} of 「{matched}」 (score {member.join_score}{via})"
 
 
 def _score(value: float | None) -> str:

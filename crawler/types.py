@@ -254,6 +254,7 @@ class StoryMember:
     joined_by: str  #: "founder", "copy" or "related"
     joined_with: str | None  #: uid of the article it matched when it joined
     join_score: float | None
+    joined_via: str | None = None  #: the index key that found the match: a band, names
     copy_similarity: float | None = None  #: to the article asked about
     related_score: float | None = None  #: to the article asked about
 

@@ -205,8 +205,11 @@ def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known]
                 rules.related_hours).score >= rules.related_threshold:
             related.add(other.story_id)
     if best is not None:
+        bands = set(band_keys(fingerprint))
+        via = ("an LSH band of the body" if best[1].keys & bands
+               else "a shared name: " + ", ".join(_names_shared(fingerprint, best[1])))
         return best[1].story_id, {"by": "copy", "with": best[1].uid,
-                                  "score": round(best[0], 3)}
+                                  "score": round(best[0], 3), "via": via}
     scored: list[tuple[float, int, _Known]] = []
     for story_id in sorted(related):
         members = _members(conn, story_id, known, cache)
@@ -221,8 +224,17 @@ def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known]
     if scored:
         mean, story_id, closest = max(scored, key=lambda entry: entry[0])
         if mean >= rules.related_threshold:
-            return story_id, {"by": "related", "with": closest.uid, "score": round(mean, 3)}
+            return story_id, {"by": "related", "with": closest.uid, "score": round(mean, 3),
+                              "via": "shared names: " + ", ".join(
+                                  _names_shared(fingerprint, closest))}
     return None, {}
+
+
+def _names_shared(fingerprint: Fingerprint, other: _Known) -> list[str]:
+    if other.fingerprint is None:
+        return []
+    found = relatedness(fingerprint, other.fingerprint)
+    return [*found.shared, *found.numbers][:8]
 
 
 def _members(conn: Connection, story_id: int, known: dict[int, _Known],
@@ -348,6 +360,7 @@ def explain(conn: Connection, canonical: str | None, link: str,
                            sources=tuple(ref.name for ref in refs[r.id]),
                            published=r.published_at, joined_by=join.get("by", "founder"),
                            joined_with=join.get("with"), join_score=join.get("score"),
+                           joined_via=join.get("via"),
                            copy_similarity=copy, related_score=related)
 
     return StoryExplanation(story_id=story_uid, article=member(row),

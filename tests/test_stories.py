@@ -129,6 +129,7 @@ def test_explain_names_the_members_their_similarity_and_what_joined_them(
     assert found is not None
     assert found.story_id == story(storage, "cna", cna)
     assert found.article.joined_by == "copy"
+    assert found.article.joined_via == "an LSH band of the body"
     [other] = found.others
     assert other.link == cna.link and other.joined_by == "founder"
     assert other.copy_similarity is not None and other.copy_similarity >= 0.5
