@@ -14,8 +14,10 @@ Keys are signed 64-bit integers (a PostgreSQL BIGINT), kept in one indexed table
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crawler.types import Fingerprint
@@ -37,8 +39,22 @@ def band_keys(fingerprint: Fingerprint) -> tuple[int, ...]:
 
 def name_keys(fingerprint: Fingerprint) -> tuple[int, ...]:
     """One per uncommon name: reports sharing a name are compared; numbers are no key."""
-    return tuple(_key(NAME_PREFIX + name.encode()) for name in fingerprint.names
+    return tuple(name_key(name) for name in fingerprint.names
                  if not name.startswith("#") and name not in COMMON_NAMES)
+
+
+def name_key(name: str) -> int:
+    return _key(NAME_PREFIX + name.encode())
+
+
+def rarity(holders: int, articles: int) -> float:
+    """How much sharing a name says, 0 to 1, when ``holders`` of the ``articles`` around
+    have it: a name in two reports says all, one in every other report of the week nothing.
+    (An inverse document frequency, scaled to 1 at two holders; at least 100 articles are
+    assumed, so a new database does not take every name for a rare one.)"""
+    articles = max(articles, 100)
+    holders = min(max(holders, 2), articles)
+    return max(0.0, min(1.0, math.log(articles / holders) / math.log(articles / 2)))
 
 
 def _key(data: bytes) -> int:
@@ -94,7 +110,10 @@ class Relatedness:
 
 
 def relatedness(a: Fingerprint, b: Fingerprint, hours_apart: float = 0.0,
-                window_hours: float = 48.0) -> Relatedness:
+                window_hours: float = 48.0,
+                weight: Callable[[str], float] | None = None) -> Relatedness:
+    """``weight`` says how rare a name is now (see ``rarity``); without it every uncommon
+    name counts fully."""
     first, second = _bigrams(a.title), _bigrams(b.title)
     title = max(_containment(first, second), _containment(second, first))
     lead = max(_containment(first, _bigrams(b.title + b.lead)),
@@ -104,7 +123,8 @@ def relatedness(a: Fingerprint, b: Fingerprint, hours_apart: float = 0.0,
                            [n for n in b.names if not n.startswith("#")])
     # Two reports of one development name the same people, places and figures, and
     # their headlines say the same thing in other words; either alone is weak evidence.
-    evidence = min((len(shared) + 0.5 * len(numbers)) / 3, 1.0)
+    names = sum(weight(n) for n in shared) if weight else len(shared)
+    evidence = min((names + 0.5 * len(numbers)) / 3, 1.0)
     # Reports of one development come close together; two a day apart are more often
     # two developments of one affair: the score falls to half over the window.
     recency = 1.0 - 0.5 * min(max(hours_apart, 0.0) / window_hours, 1.0)

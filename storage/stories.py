@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, text, update
+from sqlalchemy import Connection, and_, func, insert, select, text, update
 
-from crawler.similarity import band_keys, copy_similarity, name_keys, relatedness
+from crawler.similarity import (
+    band_keys,
+    copy_similarity,
+    name_key,
+    name_keys,
+    rarity,
+    relatedness,
+)
 from crawler.types import (
     AlsoReported,
     Fingerprint,
@@ -98,14 +105,14 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
     copy_window = timedelta(days=rules.window_days)
     related_window = timedelta(hours=rules.related_hours)
     keys_of = {a.id: _keys(a.fingerprint) for a in new}
-    known = _candidates(conn, new, keys_of, copy_window, related_window)
+    known, weight = _candidates(conn, new, keys_of, copy_window, related_window)
     joins: list[dict[str, Any]] = []
     founded: list[NewArticle] = []
     story_of: dict[int, int] = {}  # article id → story id (negative: founded in this batch)
     cache: dict[int, list[_Known]] = {}
     for article in new:
         story, join = _decide(article, keys_of[article.id], known, rules, copy_window,
-                              related_window, conn, cache)
+                              related_window, conn, cache, weight)
         if story is None:
             founded.append(article)
             story = -len(founded)
@@ -134,8 +141,10 @@ def _keys(fingerprint: Fingerprint | None) -> tuple[int, ...]:
 
 
 def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, tuple[int, ...]],
-                copy_window: timedelta, related_window: timedelta) -> dict[int, _Known]:
-    """Stored articles sharing a key with a new one, within the wider of the windows."""
+                copy_window: timedelta, related_window: timedelta,
+                ) -> tuple[dict[int, _Known], Callable[[str], float]]:
+    """Stored articles sharing a key with a new one, within the wider of the windows, and
+    how rare each name is among the articles of that time (see crawler.similarity.rarity)."""
     window = max(copy_window, related_window)
     low = min(a.published for a in new) - window
     high = max(a.published for a in new) + window
@@ -159,7 +168,14 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
                     shared[other] += 1
         for other, _count in shared.most_common(MAX_NAME_CANDIDATES):
             hits[other].update(k for k in keys_of[article.id] if other in holders.get(k, ()))
-    return _load(conn, hits)
+    around = conn.execute(select(func.count()).select_from(articles_t).where(
+        articles_t.c.published_at.between(low, high))).scalar_one()
+    counts = {key: len(set(ids)) for key, ids in holders.items()}
+
+    def weight(name: str) -> float:
+        return rarity(counts.get(name_key(name), 0) + 1, around)
+
+    return _load(conn, hits), weight
 
 
 def _load(conn: Connection, hits: dict[int, set[int]]) -> dict[int, _Known]:
@@ -182,7 +198,7 @@ def _known_columns() -> Any:
 
 def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known],
             rules: StoryRules, copy_window: timedelta, related_window: timedelta,
-            conn: Connection, cache: dict[int, list[_Known]],
+            conn: Connection, cache: dict[int, list[_Known]], weight: Callable[[str], float],
             ) -> tuple[int | None, dict[str, Any]]:
     fingerprint = article.fingerprint
     if fingerprint is None:
@@ -202,7 +218,7 @@ def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known]
         # candidates reaches the threshold is not worth reading the members of.
         if best is None and apart <= related_window and relatedness(
                 fingerprint, other.fingerprint, apart.total_seconds() / 3600,
-                rules.related_hours).score >= rules.related_threshold:
+                rules.related_hours, weight).score >= rules.related_threshold:
             related.add(other.story_id)
     if best is not None:
         bands = set(band_keys(fingerprint))
@@ -215,7 +231,7 @@ def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known]
         members = _members(conn, story_id, known, cache)
         scores = [(relatedness(fingerprint, m.fingerprint,
                                abs(m.published - article.published).total_seconds() / 3600,
-                               rules.related_hours).score, m)
+                               rules.related_hours, weight).score, m)
                   for m in members if m.fingerprint is not None]
         if scores:
             mean = sum(s for s, _ in scores) / len(scores)
