@@ -105,14 +105,17 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
     copy_window = timedelta(days=rules.window_days)
     related_window = timedelta(hours=rules.related_hours)
     keys_of = {a.id: _keys(a.fingerprint) for a in new}
-    known, weight = _candidates(conn, new, keys_of, copy_window, related_window)
+    known, theirs, weight = _candidates(conn, new, keys_of, copy_window, related_window)
     joins: list[dict[str, Any]] = []
     founded: list[NewArticle] = []
     story_of: dict[int, int] = {}  # article id → story id (negative: founded in this batch)
     cache: dict[int, list[_Known]] = {}
+    batch: list[int] = []  # this batch's articles, which later ones may match too
     for article in new:
-        story, join = _decide(article, keys_of[article.id], known, rules, copy_window,
-                              related_window, conn, cache, weight)
+        candidates = [known[i] for i in theirs.get(article.id, ()) if i in known]
+        candidates += [known[i] for i in batch]
+        story, join = _decide(article, keys_of[article.id], candidates, known, rules,
+                              copy_window, related_window, conn, cache, weight)
         if story is None:
             founded.append(article)
             story = -len(founded)
@@ -122,6 +125,7 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
         # Later articles of this batch find this one like any stored article.
         known[article.id] = _Known(article.id, article.uid, story, article.published,
                                    article.fingerprint, set(keys_of[article.id]))
+        batch.append(article.id)
     story_ids = _create_stories(conn, founded, now)
     final = {aid: (story_ids[-sid - 1] if sid < 0 else sid) for aid, sid in story_of.items()}
     for row in joins:
@@ -142,9 +146,10 @@ def _keys(fingerprint: Fingerprint | None) -> tuple[int, ...]:
 
 def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, tuple[int, ...]],
                 copy_window: timedelta, related_window: timedelta,
-                ) -> tuple[dict[int, _Known], Callable[[str], float]]:
-    """Stored articles sharing a key with a new one, within the wider of the windows, and
-    how rare each name is among the articles of that time (see crawler.similarity.rarity)."""
+                ) -> tuple[dict[int, _Known], dict[int, set[int]], Callable[[str], float]]:
+    """Stored articles sharing a key with a new one, within the wider of the windows; for
+    each new article, the ids of its own; and how rare each name is among the articles of
+    that time (see crawler.similarity.rarity)."""
     window = max(copy_window, related_window)
     low = min(a.published for a in new) - window
     high = max(a.published for a in new) + window
@@ -156,18 +161,21 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
                 keys_t.c.key.in_(part), keys_t.c.published_at.between(low, high))):
             holders[row.key].append(row.article_id)
     hits: dict[int, set[int]] = defaultdict(set)
+    mine: dict[int, set[int]] = defaultdict(set)
     for article in new:
         fingerprint = article.fingerprint
         bands = set(band_keys(fingerprint)) if fingerprint else set()
         shared: Counter[int] = Counter()
         for key in keys_of[article.id]:
             for other in holders.get(key, ()):
-                if key in bands:
-                    hits[other].add(key)  # a shared band is always worth a comparison
+                if key in bands:  # a shared band is always worth a comparison
+                    hits[other].add(key)
+                    mine[article.id].add(other)
                 else:
                     shared[other] += 1
         for other, _count in shared.most_common(MAX_NAME_CANDIDATES):
             hits[other].update(k for k in keys_of[article.id] if other in holders.get(k, ()))
+            mine[article.id].add(other)
     around = conn.execute(select(func.count()).select_from(articles_t).where(
         articles_t.c.published_at.between(low, high))).scalar_one()
     counts = {key: len(set(ids)) for key, ids in holders.items()}
@@ -175,7 +183,7 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
     def weight(name: str) -> float:
         return rarity(counts.get(name_key(name), 0) + 1, around)
 
-    return _load(conn, hits), weight
+    return _load(conn, hits), mine, weight
 
 
 def _load(conn: Connection, hits: dict[int, set[int]]) -> dict[int, _Known]:
@@ -196,17 +204,17 @@ def _known_columns() -> Any:
                   c.fp_title, c.fp_lead, c.fp_names)
 
 
-def _decide(article: NewArticle, keys: tuple[int, ...], known: dict[int, _Known],
-            rules: StoryRules, copy_window: timedelta, related_window: timedelta,
-            conn: Connection, cache: dict[int, list[_Known]], weight: Callable[[str], float],
-            ) -> tuple[int | None, dict[str, Any]]:
+def _decide(article: NewArticle, keys: tuple[int, ...], candidates: list[_Known],
+            known: dict[int, _Known], rules: StoryRules, copy_window: timedelta,
+            related_window: timedelta, conn: Connection, cache: dict[int, list[_Known]],
+            weight: Callable[[str], float]) -> tuple[int | None, dict[str, Any]]:
     fingerprint = article.fingerprint
     if fingerprint is None:
         return None, {}
     mine = set(keys)
     best: tuple[float, _Known] | None = None
     related: set[int] = set()
-    for other in known.values():
+    for other in candidates:
         if not other.keys & mine or other.fingerprint is None or other.id == article.id:
             continue
         apart = abs(other.published - article.published)
