@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import re
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from crawler.types import Fingerprint
 
@@ -68,15 +70,18 @@ def copy_similarity(a: Fingerprint, b: Fingerprint) -> float:
     second.frombytes(b.signature)
     if not first or len(first) != len(second):
         return 0.0
-    return sum(x == y for x, y in zip(first, second, strict=True)) / len(first)
+    same: int = sum(map(operator.eq, first, second))
+    return same / len(first)
 
 
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[^a-z0-9]+")
 
 
-def _bigrams(text: str) -> set[str]:
+@lru_cache(maxsize=8192)
+def _bigrams(text: str) -> frozenset[str]:
     """Character bigrams of the Chinese, whole words of the Latin and the numbers: a
-    shared "parler" is one piece of evidence, not five."""
+    shared "parler" is one piece of evidence, not five. (Cached: clustering compares one
+    new article's title with many.)"""
     grams: set[str] = set()
     for run in _WORD.findall(text):
         if run[0].isascii() and run[0].isalnum():
@@ -85,7 +90,7 @@ def _bigrams(text: str) -> set[str]:
             grams.update(run[i:i + 2] for i in range(len(run) - 1))
             if len(run) == 1:
                 grams.add(run)
-    return grams
+    return frozenset(grams)
 
 
 #: names in so much of the news that sharing them says nothing (folded, Simplified)
@@ -145,7 +150,7 @@ def _shared_names(first: list[str], second: list[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _containment(a: set[str], b: set[str]) -> float:
+def _containment(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a) if a and b else 0.0
 
 

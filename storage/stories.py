@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from crawler.similarity import (
     band_keys,
@@ -51,7 +51,8 @@ CHUNK = 400
 MAX_MEMBERS = 50  #: members of one story a new article is compared with (the latest)
 #: stored articles that share only names with a new one, compared with it: those sharing
 #: the most (a name in every other report of a busy day is no reason to compare them all)
-MAX_NAME_CANDIDATES = 50
+MAX_NAME_CANDIDATES = 20
+MAX_HOLDERS = 50  #: a name held by more stored articles of the time finds no candidates
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,10 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
         batch.append(article.id)
     story_ids = _create_stories(conn, founded, now)
     final = {aid: (story_ids[-sid - 1] if sid < 0 else sid) for aid, sid in story_of.items()}
-    for row in joins:
-        conn.execute(update(articles_t).where(articles_t.c.id == row["article_id"])
-                     .values(story_id=final[row["article_id"]], story_join=row["story_join"]))
+    conn.execute(update(articles_t).where(articles_t.c.id == bindparam("article"))
+                 .values(story_id=bindparam("story"), story_join=bindparam("join")),
+                 [{"article": row["article_id"], "story": final[row["article_id"]],
+                   "join": row["story_join"]} for row in joins])
     _touch_stories(conn, {final[a.id]: a.published for a in new}, now)
     rows = [{"key": key, "published_at": a.published, "article_id": a.id}
             for a in new for key in dict.fromkeys(keys_of[a.id])]
@@ -147,28 +149,31 @@ def _keys(fingerprint: Fingerprint | None) -> tuple[int, ...]:
 def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, tuple[int, ...]],
                 copy_window: timedelta, related_window: timedelta,
                 ) -> tuple[dict[int, _Known], dict[int, set[int]], Callable[[str], float]]:
-    """Stored articles sharing a key with a new one, within the wider of the windows; for
-    each new article, the ids of its own; and how rare each name is among the articles of
-    that time (see crawler.similarity.rarity)."""
-    window = max(copy_window, related_window)
-    low = min(a.published for a in new) - window
-    high = max(a.published for a in new) + window
-    wanted = sorted({key for keys in keys_of.values() for key in keys})
-    holders: dict[int, list[int]] = defaultdict(list)  # key → stored articles that have it
-    for start in range(0, len(wanted), CHUNK):
-        part = wanted[start:start + CHUNK]
-        for row in conn.execute(select(keys_t.c.key, keys_t.c.article_id).where(
-                keys_t.c.key.in_(part), keys_t.c.published_at.between(low, high))):
-            holders[row.key].append(row.article_id)
+    """Stored articles sharing a key with a new one (a band within the copy window, a
+    name within the related window); for each new article, the ids of its own; and how
+    rare each name is among the articles of that time (see crawler.similarity.rarity)."""
+    first = min(a.published for a in new)
+    last = max(a.published for a in new)
+    bands_of = {a.id: set(band_keys(a.fingerprint)) if a.fingerprint else set() for a in new}
+    all_bands = set().union(*bands_of.values())
+    names = {k for keys in keys_of.values() for k in keys} - all_bands
+    around = conn.execute(select(func.count()).select_from(articles_t).where(
+        articles_t.c.published_at.between(first - related_window, last + related_window))
+    ).scalar_one()
+    holders = _holders(conn, all_bands, first - copy_window, last + copy_window)
+    in_related = (first - related_window, last + related_window)
+    counts = _counts(conn, names, *in_related)
+    # A name many reports of the time give finds no story worth finding, and reading all
+    # its rows would cost more than the rest: it still counts, weighed, in a comparison.
+    holders.update(_holders(conn, {k for k in names if counts.get(k, 0) <= MAX_HOLDERS},
+                            *in_related))
     hits: dict[int, set[int]] = defaultdict(set)
     mine: dict[int, set[int]] = defaultdict(set)
     for article in new:
-        fingerprint = article.fingerprint
-        bands = set(band_keys(fingerprint)) if fingerprint else set()
         shared: Counter[int] = Counter()
         for key in keys_of[article.id]:
             for other in holders.get(key, ()):
-                if key in bands:  # a shared band is always worth a comparison
+                if key in bands_of[article.id]:  # a shared band is always worth comparing
                     hits[other].add(key)
                     mine[article.id].add(other)
                 else:
@@ -176,14 +181,38 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
         for other, _count in shared.most_common(MAX_NAME_CANDIDATES):
             hits[other].update(k for k in keys_of[article.id] if other in holders.get(k, ()))
             mine[article.id].add(other)
-    around = conn.execute(select(func.count()).select_from(articles_t).where(
-        articles_t.c.published_at.between(low, high))).scalar_one()
-    counts = {key: len(set(ids)) for key, ids in holders.items()}
 
     def weight(name: str) -> float:
         return rarity(counts.get(name_key(name), 0) + 1, around)
 
     return _load(conn, hits), mine, weight
+
+
+def _holders(conn: Connection, keys: set[int], low: datetime, high: datetime,
+             ) -> dict[int, set[int]]:
+    """key → the stored articles that have it, published between low and high."""
+    found: dict[int, set[int]] = defaultdict(set)
+    wanted = sorted(keys)
+    for start in range(0, len(wanted), CHUNK):
+        for row in conn.execute(select(keys_t.c.key, keys_t.c.article_id).where(
+                keys_t.c.key.in_(wanted[start:start + CHUNK]),
+                keys_t.c.published_at.between(low, high))):
+            found[row.key].add(row.article_id)
+    return found
+
+
+def _counts(conn: Connection, keys: set[int], low: datetime, high: datetime,
+            ) -> dict[int, int]:
+    """key → how many stored articles published between low and high have it (counted in
+    the index, no row read)."""
+    found: dict[int, int] = {}
+    wanted = sorted(keys)
+    for start in range(0, len(wanted), CHUNK):
+        for row in conn.execute(select(keys_t.c.key, func.count()).where(
+                keys_t.c.key.in_(wanted[start:start + CHUNK]),
+                keys_t.c.published_at.between(low, high)).group_by(keys_t.c.key)):
+            found[row[0]] = row[1]
+    return found
 
 
 def _load(conn: Connection, hits: dict[int, set[int]]) -> dict[int, _Known]:
@@ -212,13 +241,15 @@ def _decide(article: NewArticle, keys: tuple[int, ...], candidates: list[_Known]
     if fingerprint is None:
         return None, {}
     mine = set(keys)
+    bands = set(band_keys(fingerprint))
     best: tuple[float, _Known] | None = None
     related: set[int] = set()
     for other in candidates:
         if not other.keys & mine or other.fingerprint is None or other.id == article.id:
             continue
         apart = abs(other.published - article.published)
-        if apart <= copy_window:
+        # Copies are what share a band (LSH's promise); a body is compared with no other.
+        if apart <= copy_window and other.keys & bands:
             similarity = copy_similarity(fingerprint, other.fingerprint)
             if similarity >= rules.copy_threshold and (best is None or similarity > best[0]):
                 best = (similarity, other)
@@ -290,12 +321,13 @@ def _create_stories(conn: Connection, founded: Sequence[NewArticle], now: dateti
 
 def _touch_stories(conn: Connection, earliest: dict[int, datetime], now: datetime) -> None:
     """A member joining makes the story newer to the outputs; its date is its first report."""
-    for story_id, published in earliest.items():
-        conn.execute(update(stories_t).where(stories_t.c.id == story_id)
-                     .values(changed_at=now))
-        conn.execute(update(stories_t).where(and_(stories_t.c.id == story_id,
-                                                  stories_t.c.published_at > published))
-                     .values(published_at=published))
+    rows = [{"story": story_id, "published": published}
+            for story_id, published in earliest.items()]
+    conn.execute(update(stories_t).where(stories_t.c.id == bindparam("story"))
+                 .values(changed_at=now), rows)
+    conn.execute(update(stories_t).where(stories_t.c.id == bindparam("story"),
+                                         stories_t.c.published_at > bindparam("published"))
+                 .values(published_at=bindparam("published")), rows)
 
 
 def story_for_linked(conn: Connection, article_ids: Sequence[int], now: datetime) -> None:
