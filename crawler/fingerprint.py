@@ -52,18 +52,25 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # apart, one person would weigh as three shared names.
 _GLOSS = re.compile(r"(?<=[\u3400-\u9fff])\s*[（(][A-Za-z][A-Za-z0-9 .·'’&\-]{0,60}[)）]")
 # Dates and clock times are shared by all the news of a day: they are not evidence.
-_DATE = re.compile(r"\d{4}[-/年.]\d{1,2}(?:[-/月.]\d{1,2}[日号]?)?|\d{1,4}\s*[年月日号时點点分]"
-                   r"|\d{1,2}:\d{2}|\d{8}T\d+|\d+Z\b")
+_DATE = re.compile(r"\d{4}[-/年.]\d{1,2}(?:[-/月.]\d{1,2}[日号]?)?|\d{1,2}/\d{1,2}/\d{2,4}"
+                   r"|\d{1,4}\s*[年月日号时點点分]|\d{1,2}:\d{2}|\d{8}T\d+|\d+Z\b")
 _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9]+")
 
 
 @cache
-def _converter() -> opencc.OpenCC:
-    return opencc.OpenCC("t2s")
+def _converter(config: str) -> opencc.OpenCC:
+    return opencc.OpenCC(config)
 
 
 def to_simplified(text: str) -> str:
-    return str(_converter().convert(text))
+    """Character by character: a republication converted the same way folds alike."""
+    return str(_converter("t2s").convert(text))
+
+
+def to_mainland(text: str) -> str:
+    """Taiwan's words too (沙烏地阿拉伯 → 沙特阿拉伯, 人工智慧 → 人工智能): two outlets' own
+    reports of one event name it alike. Already Simplified text is left as it is."""
+    return str(_converter("tw2sp").convert(text))
 
 
 def bare_title(title: str) -> str:
@@ -78,12 +85,13 @@ def fingerprint(article: Article) -> Fingerprint:
     html = article.content_html
     if article.comments:  # readers' pushes are not the story: a post is compared without
         html = html[:html.rfind(COMMENTS_HEADING)] if COMMENTS_HEADING in html else html
-    text = to_simplified(plain_text(html))
-    title = to_simplified(bare_title(article.title))
+    plain = plain_text(html)
+    text = to_simplified(plain)
     body = fold(text)[:BODY_CHARS]
     if len(body) < 40:  # a stub: its title says as much as its text
-        body = fold(title) + body
-    lead_text = _DATELINE.sub(" ", text[:NAME_CHARS + 60])
+        body = fold(to_simplified(bare_title(article.title))) + body
+    title = to_mainland(bare_title(article.title))
+    lead_text = _DATELINE.sub(" ", to_mainland(plain[:NAME_CHARS + 60]))
     lead = fold(chinese_numerals_to_digits(lead_text))[:LEAD_CHARS]
     folded_title = fold(chinese_numerals_to_digits(title))
     return Fingerprint(

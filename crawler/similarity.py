@@ -93,14 +93,24 @@ def _bigrams(text: str) -> frozenset[str]:
     return frozenset(grams)
 
 
-#: names in so much of the news that sharing them says nothing (folded, Simplified)
+#: names in so much of the news that sharing them says nothing (folded, Simplified):
+#: countries, capitals, the outlets and agencies reports are attributed to, ministries
+#: without a country. Beyond these, a name weighs by how rare it is at the time (rarity).
 COMMON_NAMES = frozenset("""
 中国 美国 台湾 香港 澳门 北京 上海 日本 韩国 朝鲜 俄罗斯 乌克兰 英国 法国
 德国 欧洲 亚洲 印度 华盛顿 莫斯科 东京 台北 首尔 伦敦 巴黎 柏林 中共 中方
 美方 两岸 大陆 国际 全球 联合国 欧盟 中央社 新华社 法新社 路透 路透社 美联社
 彭博社 德国之声 中文网 法广 美国之音 自由亚洲电台 大纪元 联合早报 联合报
-联合新闻网 纽约时报 bbc rfi cna dw voa rfa udn ptt
+联合新闻网 纽约时报 bbc rfi cna dw voa rfa udn ptt 英国广播公司 金融时报 华尔街日报
+华盛顿邮报 共同社 半岛电视台 卫报 日经 日经亚洲 韩联社 塔斯社 经济学人 朝日新闻
+读卖新闻 联合国大会 外交部 国防部 内政部 商务部 财政部 卫生部 教育部 交通部 政府
 """.split())  # noqa: SIM905 - a word list reads best as words
+
+
+#: weighed shared names below this leave two reports unrelated whatever their headlines:
+#: look-alike headlines ("巴黎汇市收黑…", "安卡拉加权指数收黑…") are not one development
+MIN_ANCHOR = 0.5
+UNANCHORED = 0.3  #: the score of reports that share no such name, at most
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ class Relatedness:
     """How two reports compare on title and lead; ``score`` is what the threshold sees."""
 
     title: float  #: share of one title's bigrams found in the other title (the larger)
-    lead: float  #: share of one title's bigrams found in the other's title and lead
+    lead: float  #: share of one title's bigrams found in the other's lead (the larger)
     shared: tuple[str, ...]  #: the names both give, common ones left out
     numbers: tuple[str, ...]  #: the numbers both give, dates left out
     score: float
@@ -117,37 +127,41 @@ class Relatedness:
 def relatedness(a: Fingerprint, b: Fingerprint, hours_apart: float = 0.0,
                 window_hours: float = 48.0,
                 weight: Callable[[str], float] | None = None) -> Relatedness:
-    """``weight`` says how rare a name is now (see ``rarity``); without it every uncommon
-    name counts fully."""
+    """Symmetric. ``weight`` says how rare a name is now (see ``rarity``); without it every
+    uncommon name counts fully."""
     first, second = _bigrams(a.title), _bigrams(b.title)
     title = max(_containment(first, second), _containment(second, first))
-    lead = max(_containment(first, _bigrams(b.title + b.lead)),
-               _containment(second, _bigrams(a.title + a.lead)))
+    lead = max(_containment(first, _bigrams(b.lead)), _containment(second, _bigrams(a.lead)))
     numbers = tuple(n[1:] for n in a.names if n.startswith("#") and n in b.names)
     shared = _shared_names([n for n in a.names if not n.startswith("#")],
                            [n for n in b.names if not n.startswith("#")])
     # Two reports of one development name the same people, places and figures, and
     # their headlines say the same thing in other words; either alone is weak evidence.
-    names = sum(weight(n) for n in shared) if weight else len(shared)
+    names = sum(weight(n) for n in shared) if weight else float(len(shared))
     evidence = min((names + 0.5 * len(numbers)) / 3, 1.0)
     # Reports of one development come close together; two a day apart are more often
     # two developments of one affair: the score falls to half over the window.
     recency = 1.0 - 0.5 * min(max(hours_apart, 0.0) / window_hours, 1.0)
     score = (0.4 * evidence + 0.4 * title + 0.2 * lead) * recency
+    if names < MIN_ANCHOR:
+        score = min(score, UNANCHORED)
     return Relatedness(title=title, lead=lead, shared=shared, numbers=numbers, score=score)
 
 
 def _shared_names(first: list[str], second: list[str]) -> tuple[str, ...]:
-    """Names both give; a Chinese name of three or more characters also matches inside a
-    longer one, because the segmenter sometimes glues on the next character (戴耀廷料)."""
+    """Names both give, each once, whichever side lists it; a Chinese name of three or
+    more characters also matches inside a longer one, because the segmenter sometimes
+    glues on the next character (戴耀廷料), and then counts once (土耳其, 土耳其政府)."""
     found: list[str] = []
-    for name in first:
-        if name in COMMON_NAMES:
-            continue
-        if name in second or (len(name) >= 3 and not name.isascii()
-                               and any(name in other for other in second)):
-            found.append(name)
-    return tuple(found)
+    for mine, theirs in ((first, second), (second, first)):
+        for name in mine:
+            if name in COMMON_NAMES or name in found:
+                continue
+            if name in theirs or (len(name) >= 3 and not name.isascii()
+                                  and any(name in other for other in theirs)):
+                found.append(name)
+    # A name inside another found one is the same name.
+    return tuple(n for n in found if not any(n != o and n in o for o in found))
 
 
 def _containment(a: frozenset[str], b: frozenset[str]) -> float:

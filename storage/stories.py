@@ -16,8 +16,9 @@ transaction already holds on SQLite), so two copies arriving at once make one st
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -52,7 +53,7 @@ MAX_MEMBERS = 50  #: members of one story a new article is compared with (the la
 #: stored articles that share only names with a new one, compared with it: those sharing
 #: the most (a name in every other report of a busy day is no reason to compare them all)
 MAX_NAME_CANDIDATES = 20
-MAX_HOLDERS = 50  #: a name held by more stored articles of the time finds no candidates
+MAX_HOLDERS = 50  #: of a name, the latest holders read (its count is read in full)
 
 
 @dataclass(frozen=True)
@@ -163,22 +164,29 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
     holders = _holders(conn, all_bands, first - copy_window, last + copy_window)
     in_related = (first - related_window, last + related_window)
     counts = _counts(conn, names, *in_related)
-    # A name many reports of the time give finds no story worth finding, and reading all
-    # its rows would cost more than the rest: it still counts, weighed, in a comparison.
     holders.update(_holders(conn, {k for k in names if counts.get(k, 0) <= MAX_HOLDERS},
                             *in_related))
+    # A name many reports of the time give (the day's big story, or a busy minister) is
+    # read only as far as its latest holders: reading all its rows would cost more than
+    # the rest, and reports of one development come close together.
+    for key in sorted(k for k in names if counts.get(k, 0) > MAX_HOLDERS):
+        holders[key] = set(conn.execute(_LATEST_HOLDERS, {
+            "key": key, "low": in_related[0], "high": in_related[1],
+            "limit": MAX_HOLDERS}).scalars())
+    # The rarer the names an article shares with a new one, the more worth comparing.
+    rare = {key: rarity(counts.get(key, 0) + 1, around) for key in names}
     hits: dict[int, set[int]] = defaultdict(set)
     mine: dict[int, set[int]] = defaultdict(set)
     for article in new:
-        shared: Counter[int] = Counter()
+        shared: dict[int, float] = defaultdict(float)
         for key in keys_of[article.id]:
             for other in holders.get(key, ()):
                 if key in bands_of[article.id]:  # a shared band is always worth comparing
                     hits[other].add(key)
                     mine[article.id].add(other)
                 else:
-                    shared[other] += 1
-        for other, _count in shared.most_common(MAX_NAME_CANDIDATES):
+                    shared[other] += rare[key]
+        for other in heapq.nlargest(MAX_NAME_CANDIDATES, shared, key=shared.__getitem__):
             hits[other].update(k for k in keys_of[article.id] if other in holders.get(k, ()))
             mine[article.id].add(other)
 
@@ -186,6 +194,12 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
         return rarity(counts.get(name_key(name), 0) + 1, around)
 
     return _load(conn, hits), mine, weight
+
+
+_LATEST_HOLDERS = (select(keys_t.c.article_id)
+                   .where(keys_t.c.key == bindparam("key"),
+                          keys_t.c.published_at.between(bindparam("low"), bindparam("high")))
+                   .order_by(keys_t.c.published_at.desc()).limit(bindparam("limit")))
 
 
 def _holders(conn: Connection, keys: set[int], low: datetime, high: datetime,
