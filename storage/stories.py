@@ -53,7 +53,9 @@ MAX_MEMBERS = 50  #: members of one story a new article is compared with (the la
 #: stored articles that share only names with a new one, compared with it: those sharing
 #: the most (a name in every other report of a busy day is no reason to compare them all)
 MAX_NAME_CANDIDATES = 20
-MAX_HOLDERS = 50  #: of a name, the latest holders read (its count is read in full)
+MAX_BAND_CANDIDATES = 20  #: likewise, the stored articles sharing the most LSH bands
+MAX_HOLDERS = 50  #: keys held by more stored articles are "busy" (counted, not all read)
+LATEST_HOLDERS = 20  #: of a busy name, the latest holders read
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,12 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
     around = conn.execute(select(func.count()).select_from(articles_t).where(
         articles_t.c.published_at.between(first - related_window, last + related_window))
     ).scalar_one()
-    holders = _holders(conn, all_bands, first - copy_window, last + copy_window)
+    in_copy = (first - copy_window, last + copy_window)
+    # A band that many bodies share is boilerplate (one site's footer and share links),
+    # not a copy: only bands of a few bodies are read.
+    band_counts = _counts(conn, all_bands, *in_copy)
+    holders = _holders(conn, {k for k in all_bands if band_counts.get(k, 0) <= MAX_HOLDERS},
+                       *in_copy)
     in_related = (first - related_window, last + related_window)
     counts = _counts(conn, names, *in_related)
     holders.update(_holders(conn, {k for k in names if counts.get(k, 0) <= MAX_HOLDERS},
@@ -172,21 +179,25 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
     for key in sorted(k for k in names if counts.get(k, 0) > MAX_HOLDERS):
         holders[key] = set(conn.execute(_LATEST_HOLDERS, {
             "key": key, "low": in_related[0], "high": in_related[1],
-            "limit": MAX_HOLDERS}).scalars())
+            "limit": LATEST_HOLDERS}).scalars())
     # The rarer the names an article shares with a new one, the more worth comparing.
     rare = {key: rarity(counts.get(key, 0) + 1, around) for key in names}
     hits: dict[int, set[int]] = defaultdict(set)
     mine: dict[int, set[int]] = defaultdict(set)
     for article in new:
         shared: dict[int, float] = defaultdict(float)
+        banded: dict[int, int] = defaultdict(int)
         for key in keys_of[article.id]:
             for other in holders.get(key, ()):
-                if key in bands_of[article.id]:  # a shared band is always worth comparing
-                    hits[other].add(key)
-                    mine[article.id].add(other)
+                if key in bands_of[article.id]:
+                    banded[other] += 1
                 else:
                     shared[other] += rare[key]
-        for other in heapq.nlargest(MAX_NAME_CANDIDATES, shared, key=shared.__getitem__):
+        # Boilerplate shared by one site's pages puts many bodies in a band together; the
+        # more bands two share, the likelier a copy (each band is J^4 likely to match).
+        chosen = heapq.nlargest(MAX_BAND_CANDIDATES, banded, key=banded.__getitem__)
+        chosen += heapq.nlargest(MAX_NAME_CANDIDATES, shared, key=shared.__getitem__)
+        for other in chosen:
             hits[other].update(k for k in keys_of[article.id] if other in holders.get(k, ()))
             mine[article.id].add(other)
 
@@ -255,15 +266,13 @@ def _decide(article: NewArticle, keys: tuple[int, ...], candidates: list[_Known]
     if fingerprint is None:
         return None, {}
     mine = set(keys)
-    bands = set(band_keys(fingerprint))
     best: tuple[float, _Known] | None = None
     related: set[int] = set()
     for other in candidates:
         if not other.keys & mine or other.fingerprint is None or other.id == article.id:
             continue
         apart = abs(other.published - article.published)
-        # Copies are what share a band (LSH's promise); a body is compared with no other.
-        if apart <= copy_window and other.keys & bands:
+        if apart <= copy_window:
             similarity = copy_similarity(fingerprint, other.fingerprint)
             if similarity >= rules.copy_threshold and (best is None or similarity > best[0]):
                 best = (similarity, other)
