@@ -45,6 +45,17 @@ def name_keys(fingerprint: Fingerprint) -> tuple[int, ...]:
                  if not name.startswith("#") and name not in COMMON_NAMES)
 
 
+TITLE_PREFIX = b"t"
+
+
+def title_key(fingerprint: Fingerprint) -> tuple[int, ...]:
+    """The folded headline itself: the same article as a summary in one feed and in full
+    in another, or in the other script, shares it even when the bodies hardly overlap."""
+    if len(fingerprint.title) < 6:
+        return ()
+    return (_key(TITLE_PREFIX + fingerprint.title.encode()),)
+
+
 def name_key(name: str) -> int:
     return _key(NAME_PREFIX + name.encode())
 

@@ -33,6 +33,7 @@ from crawler.similarity import (
     name_keys,
     rarity,
     relatedness,
+    title_key,
 )
 from crawler.types import (
     AlsoReported,
@@ -146,15 +147,16 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
 def _keys(fingerprint: Fingerprint | None) -> tuple[int, ...]:
     if fingerprint is None:
         return ()
-    return band_keys(fingerprint) + name_keys(fingerprint)
+    return band_keys(fingerprint) + title_key(fingerprint) + name_keys(fingerprint)
 
 
 def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, tuple[int, ...]],
                 copy_window: timedelta, related_window: timedelta,
                 ) -> tuple[dict[int, _Known], dict[int, set[int]], Callable[[str], float]]:
     """Stored articles sharing a key with a new one (a band within the copy window, a
-    name within the related window); for each new article, the ids of its own; and how
-    rare each name is among the articles of that time (see crawler.similarity.rarity)."""
+    name or the headline within the related window); for each new article, the ids of
+    its own; and how rare each name is among the articles of that time (see
+    crawler.similarity.rarity)."""
     first = min(a.published for a in new)
     last = max(a.published for a in new)
     bands_of = {a.id: set(band_keys(a.fingerprint)) if a.fingerprint else set() for a in new}
