@@ -137,7 +137,11 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
                  .values(story_id=bindparam("story"), story_join=bindparam("join")),
                  [{"article": row["article_id"], "story": final[row["article_id"]],
                    "join": row["story_join"]} for row in joins])
-    _touch_stories(conn, {final[a.id]: a.published for a in new}, now)
+    earliest: dict[int, datetime] = {}
+    for a in new:  # a story's date is its first report, whichever came last in the batch
+        story_id = final[a.id]
+        earliest[story_id] = min(a.published, earliest.get(story_id, a.published))
+    _touch_stories(conn, earliest, now)
     rows = [{"key": key, "published_at": a.published, "article_id": a.id}
             for a in new for key in dict.fromkeys(keys_of[a.id])]
     for start in range(0, len(rows), CHUNK):

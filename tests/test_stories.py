@@ -3,6 +3,7 @@ collapsed outputs, explain, the v1 → v2 migration, and two ingests racing."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import sqlite3
 from dataclasses import replace
@@ -51,7 +52,7 @@ def in_simplified(original: Article, link: str) -> Article:
     return with_fingerprint(replace(
         original, item_key=f"url:{link}", canonical_url=link, link=link,
         title=convert(original.title), content_html=convert(original.content_html),
-        content_hash=f"other-{original.content_hash}"[:64],
+        content_hash=hashlib.sha256(link.encode()).hexdigest(),  # not an exact copy
         published=(original.published or NOW) + timedelta(hours=2)))
 
 
@@ -101,6 +102,27 @@ def test_reports_of_one_development_join_and_other_news_stays_apart(storage: Sto
     put(storage, "seeds", *seeds)
     found = {story(storage, "seeds", s) for s in seeds}
     assert len(found) == 3 and story(storage, "cna", cna) not in found
+
+
+def test_a_storys_date_is_its_first_report_in_any_order(storage: Storage) -> None:
+    """Copies stored in one batch after the founder but dated before it: the story takes
+    the earliest date, and so sorts below a story first reported in between."""
+    sync(storage, "mirror", "other")
+    cna = article(CNA_PALAU)
+    assert cna.published
+    later = replace(in_simplified(cna, "https://mirror.example/a"), published=cna.published)
+    early = replace(in_simplified(cna, "https://mirror.example/b"),
+                    published=cna.published - timedelta(hours=2))
+    earlier = replace(in_simplified(cna, "https://mirror.example/c"),
+                      published=cna.published - timedelta(hours=3))
+    put(storage, "mirror", later, earlier, early)
+    between = replace(article(SEEDS / "000.md"),
+                      published=cna.published - timedelta(hours=2, minutes=30))
+    put(storage, "other", between)
+    [newest] = storage.articles_for_output(None, 1, "story")
+    assert newest.link == between.link
+    items = storage.articles_for_output(None, 10, "story")
+    assert [i.link for i in items] == [between.link, earlier.link]
 
 
 def test_representative_is_the_priority_source_else_the_earliest(storage: Storage) -> None:
