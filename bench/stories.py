@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import io
 import json
 import math
@@ -365,9 +366,16 @@ def _chunk(first: int, last: int, start: datetime, seconds_per_article: float,
         links.append({"source_id": source, "article_id": article_id, "item_key": item_key,
                       "link": link, "content_hash": digest, "seen_at": published})
         keys.extend({"key": key, "published_at": published, "article_id": article_id}
-                    for key in dict.fromkeys(band_keys(fingerprint) + name_keys(fingerprint)))
+                    for key in dict.fromkeys(stored_keys(fingerprint)))
     keys.sort(key=lambda row: row["key"])  # B-tree inserts in order: fewer pages touched
     return stories, articles, links, keys
+
+
+def stored_keys(fingerprint: Fingerprint) -> tuple[int, ...]:
+    """The keys storage.stories stores for an article (its ``_keys``: bands, names, and
+    whatever later versions add), or bands + names for a version without ``_keys``."""
+    keys: Callable[[Fingerprint], tuple[int, ...]] | None = getattr(stories_mod, "_keys", None)
+    return keys(fingerprint) if keys else band_keys(fingerprint) + name_keys(fingerprint)
 
 
 def _size_mb(path: Path) -> float:
@@ -463,7 +471,7 @@ def key_lookups(store: Storage, arts: Sequence[Article],
     with store.engine.connect() as conn:
         for article in arts:
             assert article.fingerprint is not None and article.published is not None
-            wanted = sorted(set(band_keys(article.fingerprint) + name_keys(article.fingerprint)))
+            wanted = sorted(set(stored_keys(article.fingerprint)))
             query = select(keys_t.c.key, keys_t.c.article_id).where(
                 keys_t.c.key.in_(wanted),
                 keys_t.c.published_at.between(article.published - window,
@@ -541,7 +549,10 @@ def _fill_params(n: int, args: argparse.Namespace, vocab: Vocabulary,
     """What a filled archive depends on: --reuse takes one only if all of it matches."""
     names = hashlib.sha256("\n".join(vocab.names).encode()).hexdigest()[:16]
     return {"n": n, "per_day": args.per_day, "seed": args.seed, "top_rank": args.name_top_rank,
-            "vocabulary": names, "code": digests(base, FILL_FILES), "version": 2}
+            "vocabulary": names, "code": digests(base, FILL_FILES),
+            "keys": hashlib.sha256(inspect.getsource(stories_mod._keys).encode()).hexdigest()[:12]
+            if hasattr(stories_mod, "_keys") else "bands+names",
+            "version": 2}
 
 
 def _archive_path(n: int, args: argparse.Namespace) -> Path:
