@@ -17,21 +17,18 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from crawler.types import Article, Comment, SourceRef, StoredArticle, StoreResult, StoryRules
 from storage import stories
+from storage.batching import chunks
 from storage.tables import ArticleRow, ArticleSourceRow, SourceRow
 
 articles_t = ArticleRow.__table__  # type: ignore[attr-defined]
 links_t = ArticleSourceRow.__table__  # type: ignore[attr-defined]
 sources_t = SourceRow.__table__  # type: ignore[attr-defined]
-CHUNK = 400  # stays under SQLite's bound-parameter limit with room to spare
 
 
 def make_uid(source_name: str, item_key: str) -> str:
     """Stable across re-crawls and rebuilt databases: the first source and its item key."""
     return hashlib.sha256(f"{source_name}\n{item_key}".encode()).hexdigest()[:32]
 
-
-def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
-    return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)] or [[]]
 
 
 def upsert_articles(
@@ -122,12 +119,11 @@ def known_items(conn: Connection, source_id: int, keys: Sequence[str]) -> dict[s
 def _known(conn: Connection, source_id: int, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
     """item_key → (article id, content hash) for the keys this source already carries."""
     found: dict[str, tuple[int, str]] = {}
-    for part in _chunks(list(keys)):
-        if part:
-            rows = conn.execute(
-                select(links_t.c.item_key, links_t.c.article_id, links_t.c.content_hash)
-                .where(links_t.c.source_id == source_id, links_t.c.item_key.in_(part)))
-            found.update({r.item_key: (r.article_id, r.content_hash) for r in rows})
+    for part in chunks(list(keys)):
+        rows = conn.execute(
+            select(links_t.c.item_key, links_t.c.article_id, links_t.c.content_hash)
+            .where(links_t.c.source_id == source_id, links_t.c.item_key.in_(part)))
+        found.update({r.item_key: (r.article_id, r.content_hash) for r in rows})
     return found
 
 
@@ -138,16 +134,14 @@ def _match_existing(
     hashes = sorted({a.content_hash for a in articles if a.distinctive_text})
     by_url: dict[str, int] = {}
     by_hash: dict[str, int] = {}
-    for part in _chunks(urls):
-        if part:
-            for r in conn.execute(select(articles_t.c.id, articles_t.c.canonical_url)
-                                  .where(articles_t.c.canonical_url.in_(part))):
-                by_url.setdefault(r.canonical_url, r.id)
-    for part in _chunks(hashes):
-        if part:
-            for r in conn.execute(select(articles_t.c.id, articles_t.c.content_hash)
-                                  .where(articles_t.c.content_hash.in_(part))):
-                by_hash.setdefault(r.content_hash, r.id)
+    for part in chunks(urls):
+        for r in conn.execute(select(articles_t.c.id, articles_t.c.canonical_url)
+                              .where(articles_t.c.canonical_url.in_(part))):
+            by_url.setdefault(r.canonical_url, r.id)
+    for part in chunks(hashes):
+        for r in conn.execute(select(articles_t.c.id, articles_t.c.content_hash)
+                              .where(articles_t.c.content_hash.in_(part))):
+            by_hash.setdefault(r.content_hash, r.id)
     return by_url, by_hash
 
 
@@ -207,9 +201,7 @@ def articles_for_output(
 def source_refs(conn: Connection, article_ids: Sequence[int]) -> dict[int, list[SourceRef]]:
     """article id → the sources that carry it, in the order they first did."""
     refs: dict[int, list[SourceRef]] = {i: [] for i in article_ids}
-    for part in _chunks(list(refs)):
-        if not part:
-            continue
+    for part in chunks(list(refs)):
         for r in conn.execute(
             select(links_t.c.article_id, links_t.c.link, sources_t.c.name, sources_t.c.url,
                    sources_t.c.priority)

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from crawler.similarity import (
+    BANDS,
     band_keys,
     copy_similarity,
     name_key,
@@ -43,13 +44,13 @@ from crawler.types import (
     StoryMember,
     StoryRules,
 )
+from storage.batching import chunks
 from storage.tables import ArticleKeyRow, ArticleRow, StoryRow
 
 articles_t = ArticleRow.__table__  # type: ignore[attr-defined]
 stories_t = StoryRow.__table__  # type: ignore[attr-defined]
 keys_t = ArticleKeyRow.__table__  # type: ignore[attr-defined]
 STORY_LOCK = 0x73746F72  #: advisory lock key on PostgreSQL
-CHUNK = 400
 MAX_MEMBERS = 50  #: members of one story a new article is compared with (the latest)
 #: stored articles that share only names with a new one, compared with it: those sharing
 #: the most (a name in every other report of a busy day is no reason to compare them all)
@@ -109,8 +110,10 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STORY_LOCK})
     copy_window = timedelta(days=rules.window_days)
     related_window = timedelta(hours=rules.related_hours)
-    keys_of = {a.id: _keys(a.fingerprint) for a in new}
-    known, theirs, weight = _candidates(conn, new, keys_of, copy_window, related_window)
+    bands_of = {a.id: band_keys(a.fingerprint) if a.fingerprint else () for a in new}
+    keys_of = {a.id: bands_of[a.id] + _other_keys(a.fingerprint) for a in new}
+    known, theirs, weight = _candidates(conn, new, keys_of, bands_of, copy_window,
+                                        related_window)
     joins: list[dict[str, Any]] = []
     founded: list[NewArticle] = []
     story_of: dict[int, int] = {}  # article id → story id (negative: founded in this batch)
@@ -144,18 +147,20 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
     _touch_stories(conn, earliest, now)
     rows = [{"key": key, "published_at": a.published, "article_id": a.id}
             for a in new for key in dict.fromkeys(keys_of[a.id])]
-    for start in range(0, len(rows), CHUNK):
-        conn.execute(insert(keys_t), rows[start:start + CHUNK])
+    for part in chunks(rows):
+        conn.execute(insert(keys_t), part)
 
 
-def _keys(fingerprint: Fingerprint | None) -> tuple[int, ...]:
+def _other_keys(fingerprint: Fingerprint | None) -> tuple[int, ...]:
+    """The headline and name keys (the band keys are made apart: they are read apart)."""
     if fingerprint is None:
         return ()
-    return band_keys(fingerprint) + title_key(fingerprint) + name_keys(fingerprint)
+    return title_key(fingerprint) + name_keys(fingerprint)
 
 
 def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, tuple[int, ...]],
-                copy_window: timedelta, related_window: timedelta,
+                band_keys_of: dict[int, tuple[int, ...]], copy_window: timedelta,
+                related_window: timedelta,
                 ) -> tuple[dict[int, _Known], dict[int, set[int]], Callable[[str], float]]:
     """Stored articles sharing a key with a new one (a band within the copy window, a
     name or the headline within the related window); for each new article, the ids of
@@ -163,7 +168,7 @@ def _candidates(conn: Connection, new: Sequence[NewArticle], keys_of: dict[int, 
     crawler.similarity.rarity)."""
     first = min(a.published for a in new)
     last = max(a.published for a in new)
-    bands_of = {a.id: set(band_keys(a.fingerprint)) if a.fingerprint else set() for a in new}
+    bands_of = {aid: set(keys) for aid, keys in band_keys_of.items()}
     all_bands = set().union(*bands_of.values())
     names = {k for keys in keys_of.values() for k in keys} - all_bands
     around = conn.execute(select(func.count()).select_from(articles_t).where(
@@ -223,10 +228,9 @@ def _holders(conn: Connection, keys: set[int], low: datetime, high: datetime,
              ) -> dict[int, set[int]]:
     """key → the stored articles that have it, published between low and high."""
     found: dict[int, set[int]] = defaultdict(set)
-    wanted = sorted(keys)
-    for start in range(0, len(wanted), CHUNK):
+    for part in chunks(sorted(keys)):
         for row in conn.execute(select(keys_t.c.key, keys_t.c.article_id).where(
-                keys_t.c.key.in_(wanted[start:start + CHUNK]),
+                keys_t.c.key.in_(part),
                 keys_t.c.published_at.between(low, high))):
             found[row.key].add(row.article_id)
     return found
@@ -237,10 +241,9 @@ def _counts(conn: Connection, keys: set[int], low: datetime, high: datetime,
     """key → how many stored articles published between low and high have it (counted in
     the index, no row read)."""
     found: dict[int, int] = {}
-    wanted = sorted(keys)
-    for start in range(0, len(wanted), CHUNK):
+    for part in chunks(sorted(keys)):
         for row in conn.execute(select(keys_t.c.key, func.count()).where(
-                keys_t.c.key.in_(wanted[start:start + CHUNK]),
+                keys_t.c.key.in_(part),
                 keys_t.c.published_at.between(low, high)).group_by(keys_t.c.key)):
             found[row[0]] = row[1]
     return found
@@ -248,10 +251,9 @@ def _counts(conn: Connection, keys: set[int], low: datetime, high: datetime,
 
 def _load(conn: Connection, hits: dict[int, set[int]]) -> dict[int, _Known]:
     found: dict[int, _Known] = {}
-    ids = sorted(hits)
-    for start in range(0, len(ids), CHUNK):
+    for part in chunks(sorted(hits)):
         for row in conn.execute(_known_columns().where(
-                articles_t.c.id.in_(ids[start:start + CHUNK]),
+                articles_t.c.id.in_(part),
                 articles_t.c.story_id.is_not(None))):
             found[row.id] = _Known(row.id, row.uid, row.story_id, row.published_at,
                                    fingerprint_of(row), hits.get(row.id, set()))
@@ -289,8 +291,7 @@ def _decide(article: NewArticle, keys: tuple[int, ...], candidates: list[_Known]
                 rules.related_hours, weight).score >= rules.related_threshold:
             related.add(other.story_id)
     if best is not None:
-        bands = set(band_keys(fingerprint))
-        via = ("an LSH band of the body" if best[1].keys & bands
+        via = ("an LSH band of the body" if best[1].keys & set(keys[:BANDS])
                else "a shared name: " + ", ".join(_names_shared(fingerprint, best[1])))
         return best[1].story_id, {"by": "copy", "with": best[1].uid,
                                   "score": round(best[0], 3), "via": via}
@@ -361,9 +362,8 @@ def _touch_stories(conn: Connection, earliest: dict[int, datetime], now: datetim
 
 def story_for_linked(conn: Connection, article_ids: Sequence[int], now: datetime) -> None:
     """Articles that gained a source keep their story; the story changes for the outputs."""
-    ids = sorted(set(article_ids))
-    for start in range(0, len(ids), CHUNK):
-        stories = select(articles_t.c.story_id).where(articles_t.c.id.in_(ids[start:start + CHUNK]))
+    for part in chunks(sorted(set(article_ids))):
+        stories = select(articles_t.c.story_id).where(articles_t.c.id.in_(part))
         conn.execute(update(stories_t).where(stories_t.c.id.in_(stories)).values(changed_at=now))
 
 
