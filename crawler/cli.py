@@ -1,7 +1,9 @@
-"""The `crawler` command: run | crawl [NAME ...] | serve | check | status.
+"""The `crawler` command: run | crawl [NAME ...] | serve | check | status | export | explain
+| import opml FILE.
 
-Exit codes: 0 done; 1 a crawl finished with some sources in error; 2 bad config or usage;
-3 the database could not be opened.
+Exit codes: 0 done; 1 a crawl finished with some sources in error; 2 bad config or usage
+(for import: an unreadable or malformed OPML file, or a feeds.yaml the import would make
+invalid, in which case nothing is written); 3 the database could not be opened.
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
         description="The story an article belongs to: the other articles in it, how similar "
                     "each is to this one, and what joined each to the story.")
     explain.add_argument("url", metavar="URL", help="the article's link")
+    import_ = commands.add_parser(
+        "import", parents=[common], help="add the feeds of a subscription list to feeds.yaml",
+        description="Append the feeds of an OPML file (as feed readers export it) that "
+                    "feeds.yaml lacks to its feeds list, named after their titles and tagged "
+                    "with their folders. The file's comments and formatting are kept.")
+    import_.add_argument("import_format", choices=["opml"], metavar="FORMAT", help="opml")
+    import_.add_argument("file", metavar="FILE", help="the OPML file")
+    import_.add_argument("--dry-run", action="store_true",
+                         help="print what would be added; write nothing")
     commands.add_parser("check", parents=[common], help="validate feeds.yaml")
     commands.add_parser("status", parents=[common], help="per source: last fetch, errors, next")
     return parser
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check":
         return _check(config)
+    if args.command == "import":
+        return _import_opml(config, args.file, dry_run=args.dry_run)
     try:
         return _with_storage(args, config)
     except StorageError as exc:
@@ -121,7 +134,7 @@ def _with_storage(args: argparse.Namespace, config: Config) -> int:
         if args.command == "export":
             return _export(config, storage, args.folder, args.output, args.limit)
         if args.command == "explain":
-            return _explain(storage, args.url)
+            return _explain(config, storage, args.url)
         from crawler.daemon import run_daemon
 
         host = args.host or config.settings.host
@@ -140,6 +153,48 @@ def _check(config: Config) -> int:
     enabled = sum(1 for s in config.sources if s.enabled)
     print(f"{config.path}: OK: {len(config.sources)} feeds ({enabled} enabled), "
           f"{len(config.outputs)} outputs")
+    return 0
+
+
+def _import_opml(config: Config, file: str, *, dry_run: bool) -> int:
+    from pathlib import Path
+
+    from crawler.opml import Skipped, add_subscriptions, read_opml
+
+    try:
+        data = Path(file).read_bytes()
+    except OSError as exc:
+        print(f"{file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    skipped: list[Skipped] = []
+    try:
+        subscriptions = read_opml(data, file, skipped=skipped)
+        result = add_subscriptions(config.path, subscriptions, dry_run=dry_run)
+    except ConfigError as exc:
+        print(f"{exc.path}: nothing imported:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{config.path}: cannot write: {exc}", file=sys.stderr)
+        return 2
+    verb = "would add" if dry_run else "added"
+    print(f"{config.path}: {verb} {len(result.added)} feeds from {file}")
+    if dry_run and result.block:
+        print(result.block, end="")
+    elif not dry_run:
+        for feed in result.added:
+            tags = f"  [{', '.join(feed.tags)}]" if feed.tags else ""
+            print(f"  + {feed.name}  {feed.url}{tags}")
+    if result.reformatted:
+        print(f"note: the feeds list of {config.path} was not in block style, so the whole "
+              "file was rewritten; comments are kept, spacing may differ")
+    every_skip = sorted([*skipped, *result.skipped], key=lambda s: s.line or 0)
+    if every_skip:
+        print(f"skipped {len(every_skip)}:")
+        for skip in every_skip:
+            at = f"{file}:{skip.line}: " if skip.line else f"{file}: "
+            print(f"  {at}{skip.url or skip.title or '(outline)'}: {skip.reason}")
     return 0
 
 
@@ -211,7 +266,7 @@ def _export(config: Config, storage: Storage, folder: str, output_name: str,
     return 0
 
 
-def _explain(storage: Storage, url: str) -> int:
+def _explain(config: Config, storage: Storage, url: str) -> int:
     from crawler.normalize import canonical_url
 
     found = storage.explain(canonical_url(url), url.strip())
@@ -223,6 +278,7 @@ def _explain(storage: Storage, url: str) -> int:
     console.print(f"[bold]{me.title}[/]\n{me.link or ''}\nstory {found.story_id}: "
                   f"{len(found.others) + 1} articles; this one {_joined(me, found)}",
                   highlight=False)
+    console.print(_outputs_table(config, storage, me))
     if not found.others:
         return 0
     table = Table(title="the other articles of the story")
@@ -238,6 +294,35 @@ def _explain(storage: Storage, url: str) -> int:
                   "independent reports (shared names and numbers, headline overlap, time "
                   "apart).", highlight=False)
     return 0
+
+
+def _outputs_table(config: Config, storage: Storage, me: StoryMember) -> Table:
+    """Which outputs select the article, and the rules that did (what the JSON Feed's
+    `_crawler.matched` says); an output shows it while it is among its newest `limit`."""
+    from crawler.filters import Selector, sources_for_output
+
+    candidate = storage.candidate(me.uid)
+    table = Table(title="outputs")
+    for column in ("output", "selected", "by"):
+        table.add_column(column, overflow="fold")
+    now = datetime.now(UTC)
+    for output in config.outputs:
+        names = sources_for_output(config, output)
+        carried = [n for n in me.sources if names is None or n in names]
+        verdict = None
+        if not carried:
+            why = "its sources are not in this output"
+        elif output.max_age and (now - me.published).total_seconds() > output.max_age:
+            why = "older than max_age"
+        elif candidate is None or (verdict := Selector(output)(candidate)) is None:
+            why = "left out by its rules (include, exclude, languages or min_length)"
+        if verdict is None:
+            table.add_row(output.name, "no", why)
+            continue
+        rules = [f"feeds: {n}" for n in carried if n in output.feeds] + [
+            f"{m.rule}: {m.value}" + (f" (in {m.field})" if m.field else "") for m in verdict]
+        table.add_row(output.name, "yes", "; ".join(rules) or "every article of its sources")
+    return table
 
 
 def _joined(member: StoryMember, story: StoryExplanation) -> str:

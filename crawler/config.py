@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,17 @@ from urllib.parse import urlsplit
 import yaml
 
 from crawler.errors import ConfigError
+from crawler.languages import language_tag
 from crawler.types import (
     COLLAPSE_MODES,
     FEED_FORMATS,
+    MATCH_MODES,
+    RULE_FIELDS,
+    SCRIPTS,
     SITE_NAMES,
     Config,
     Output,
+    Rule,
     Settings,
     Source,
     StoryRules,
@@ -71,6 +77,7 @@ SOURCE_FIELDS = {
     "full_text": _Field(bool),
     "site": _Field(str),
     "priority": _Field(int),
+    "language": _Field(str),
 }
 OUTPUT_FIELDS = {
     "name": _Field(str, required=True),
@@ -80,7 +87,21 @@ OUTPUT_FIELDS = {
     "tags": _Field(list),
     "limit": _Field(int),
     "collapse": _Field(str),
+    "include": _Field((list, dict)),
+    "exclude": _Field((list, dict)),
+    "languages": _Field(list),
+    "min_length": _Field(int),
+    "max_age": _Field((str, int)),
+    "script": _Field(str),
+    "language": _Field(str),
 }
+RULE_SPEC = {
+    "keywords": _Field(list, required=True),
+    "fields": _Field(list),
+    "match": _Field(str),
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 TOP_FIELDS = {"settings", "feeds", "outputs"}
 
 
@@ -359,6 +380,7 @@ def _sources(
                 full_text=found.get("full_text", (False, None))[0],
                 site=found.get("site", (None, None))[0],
                 priority=found.get("priority", (0, None))[0],
+                language=_language(check, found, "language", where),
             ))
     return tuple(sources)
 
@@ -404,6 +426,7 @@ def _outputs(
                 check.problem(found["name"][1], f"{where}.name",
                               f"duplicate output name {found['name'][0]!r}")
             seen.add(found["name"][0])
+        selection = _selection(check, found, where, loader)
         if {"name", "title"} <= found.keys():
             outputs.append(Output(
                 name=found["name"][0],
@@ -413,5 +436,127 @@ def _outputs(
                 tags=tags,
                 limit=found.get("limit", (100, None))[0],
                 collapse=found.get("collapse", ("story", None))[0],
+                **selection,
             ))
     return tuple(outputs)
+
+
+def _selection(check: _Checker, found: dict[str, tuple[Any, yaml.Node]], where: str,
+               loader: Any) -> dict[str, Any]:
+    """An output's rules beyond its sources: keywords, languages, length, age, script."""
+    chosen: dict[str, Any] = {}
+    for key in ("include", "exclude"):
+        if key in found:
+            chosen[key] = _rules(check, found[key][1], f"{where}.{key}", loader)
+    if "languages" in found:
+        value, node = found["languages"]
+        tags = []
+        for i, raw in enumerate(check.string_list(value, node, f"{where}.languages")):
+            tag = language_tag(raw)
+            if not tag:
+                check.problem(node, f"{where}.languages[{i}]",
+                              f"{raw!r} is not a language tag (zh, zh-Hant, zh-TW, en, ...)")
+            tags.append(tag)
+        chosen["languages"] = tuple(tags)
+    if "min_length" in found:
+        if found["min_length"][0] < 0:
+            check.problem(found["min_length"][1], f"{where}.min_length", "must be 0 or more")
+        chosen["min_length"] = found["min_length"][0]
+    if "max_age" in found:
+        value, node = found["max_age"]
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            check.problem(node, f"{where}.max_age",
+                          f"{value!r}: write a duration such as 90m, 36h, 7d or 2w")
+        else:
+            chosen["max_age"] = seconds
+    if "script" in found:
+        if found["script"][0] not in SCRIPTS:
+            check.problem(found["script"][1], f"{where}.script",
+                          f"{found['script'][0]!r}: use one of {', '.join(SCRIPTS)}")
+        else:
+            chosen["script"] = found["script"][0]
+    chosen["language"] = _language(check, found, "language", where)
+    return chosen
+
+
+def parse_duration(value: str | int) -> int | None:
+    """Seconds of "90m", "36h", "7d", "2w" (or a bare number of seconds); None if neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _DURATION.match(str(value))
+    if match is None:
+        return None
+    return int(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def _language(check: _Checker, found: dict[str, tuple[Any, yaml.Node]], key: str,
+              where: str) -> str | None:
+    if key not in found:
+        return None
+    tag = language_tag(found[key][0])
+    if not tag:
+        check.problem(found[key][1], f"{where}.{key}",
+                      f"{found[key][0]!r} is not a language tag (zh-TW, zh-CN, zh-Hant, en, ...)")
+        return None
+    return tag
+
+
+def _rules(check: _Checker, node: yaml.Node, where: str, loader: Any) -> tuple[Rule, ...]:
+    """`[kw, /re/]` is one rule; a mapping {keywords, fields, match} is one; a list of such
+    mappings is several (every include rule must pass; any exclude rule leaves out)."""
+    if isinstance(node, yaml.SequenceNode) and node.value and all(
+            isinstance(item, yaml.MappingNode) for item in node.value):
+        return tuple(rule for i, item in enumerate(node.value)
+                     for rule in _rule_mapping(check, item, f"{where}[{i}]", loader))
+    if isinstance(node, yaml.MappingNode):
+        return _rule_mapping(check, node, where, loader)
+    keywords = _keywords(check, loader.construct_object(node, deep=True), node, where)
+    return (Rule(keywords=keywords),) if keywords else ()
+
+
+def _rule_mapping(check: _Checker, node: yaml.Node, where: str,
+                  loader: Any) -> tuple[Rule, ...]:
+    found = check.mapping(node, where, RULE_SPEC, loader)
+    if "keywords" not in found:
+        return ()
+    keywords = _keywords(check, found["keywords"][0], found["keywords"][1], f"{where}.keywords")
+    rule_fields: tuple[str, ...] = ("title", "text")
+    if "fields" in found:
+        rule_fields = check.string_list(found["fields"][0], found["fields"][1],
+                                        f"{where}.fields")
+        for i, name in enumerate(rule_fields):
+            if name not in RULE_FIELDS:
+                check.problem(found["fields"][1], f"{where}.fields[{i}]",
+                              f"{name!r}: use some of {', '.join(RULE_FIELDS)}")
+        if not rule_fields:
+            check.problem(found["fields"][1], f"{where}.fields", "name at least one field")
+    match = found.get("match", ("any", None))
+    if match[0] not in MATCH_MODES:
+        check.problem(match[1], f"{where}.match", f"{match[0]!r}: use any or all")
+    if not keywords:
+        return ()
+    return (Rule(keywords=keywords, fields=tuple(dict.fromkeys(rule_fields)), match=match[0]),)
+
+
+def _keywords(check: _Checker, value: Any, node: yaml.Node, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        check.problem(node, where, f"expected a list of keywords, got {_kind(node)}")
+        return ()
+    keywords = check.string_list(value, node, where)
+    if not keywords and value == []:
+        check.problem(node, where, "name at least one keyword")
+    for i, keyword in enumerate(keywords):
+        if is_pattern(keyword):
+            try:
+                re.compile(keyword[1:-1])
+            except re.error as exc:
+                item = node.value[i] if isinstance(node, yaml.SequenceNode) else node
+                check.problem(item, f"{where}[{i}]",
+                              f"{keyword} is not a valid regular expression: {exc}")
+    return keywords
+
+
+def is_pattern(keyword: str) -> bool:
+    """A keyword written /…/ is a regular expression."""
+    return len(keyword) >= 3 and keyword.startswith("/") and keyword.endswith("/")

@@ -17,11 +17,11 @@ import re
 import zlib
 from functools import cache
 
-import opencc
 import rjieba
 from datasketch import MinHash
 
 from crawler.normalize import COMMENTS_HEADING, fold, plain_text
+from crawler.script import to_mainland, to_simplified
 from crawler.similarity import NUM_PERM, chinese_numerals_to_digits
 from crawler.types import Article, Fingerprint
 
@@ -57,22 +57,6 @@ _DATE = re.compile(r"\d{4}[-/年.]\d{1,2}(?:[-/月.]\d{1,2}[日号]?)?|\d{1,2}/\
 _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9]+")
 
 
-@cache
-def _converter(config: str) -> opencc.OpenCC:
-    return opencc.OpenCC(config)
-
-
-def to_simplified(text: str) -> str:
-    """Character by character: a republication converted the same way folds alike."""
-    return str(_converter("t2s").convert(text))
-
-
-def to_mainland(text: str) -> str:
-    """Taiwan's words too (沙烏地阿拉伯 → 沙特阿拉伯, 人工智慧 → 人工智能): two outlets' own
-    reports of one event name it alike. Already Simplified text is left as it is."""
-    return str(_converter("tw2sp").convert(text))
-
-
 def bare_title(title: str) -> str:
     """The title without the decorations copies of one story do not share."""
     stripped = _TITLE_TAG.sub("", title)
@@ -81,11 +65,16 @@ def bare_title(title: str) -> str:
     return without_suffix if len(without_suffix) >= 6 else stripped
 
 
-def fingerprint(article: Article) -> Fingerprint:
+def body_html(article: Article) -> str:
+    """The article's HTML without readers' pushes: they are not the story."""
     html = article.content_html
-    if article.comments:  # readers' pushes are not the story: a post is compared without
-        html = html[:html.rfind(COMMENTS_HEADING)] if COMMENTS_HEADING in html else html
-    plain = plain_text(html)
+    if article.comments and COMMENTS_HEADING in html:
+        html = html[:html.rfind(COMMENTS_HEADING)]
+    return html
+
+
+def fingerprint(article: Article) -> Fingerprint:
+    plain = plain_text(body_html(article))
     text = to_simplified(plain)
     body = fold(text)[:BODY_CHARS]
     if len(body) < 40:  # a stub: its title says as much as its text

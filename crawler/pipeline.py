@@ -276,6 +276,8 @@ class Crawler:
         if source.full_text:
             articles, more = await self._full_text(client, source, articles, now)
             warnings += more
+        if source.language:  # the user's word beats the feed's and the detected one
+            articles = tuple(replace(a, language=source.language) for a in articles)
         if result.permanent_redirect:
             # feeds.yaml stays the truth; the user is told where the feed went.
             warnings += (f"moved permanently to {result.permanent_redirect}; "

@@ -12,12 +12,13 @@ from datetime import datetime
 
 from crawler.cleaners import clean
 from crawler.errors import ParseError
-from crawler.fingerprint import fingerprint
-from crawler.normalize import normalize, xml_safe
+from crawler.fingerprint import body_html, fingerprint
+from crawler.normalize import normalize, plain_text, xml_safe
 from crawler.parsers import parser_for
 from crawler.parsers.page import parse_page
 from crawler.parsers.ptt import parse_ptt_index, parse_ptt_post
 from crawler.sanitize import sanitize_html
+from crawler.script import detect_language, search_form
 from crawler.types import Article
 
 
@@ -54,11 +55,18 @@ def _articles(
         article = normalize(clean(item, site), base_url)
         # One identity, one article: the first occurrence in the document wins.
         articles.setdefault(article.item_key, article)
-    return tuple(with_fingerprint(a) for a in articles.values()), parsed.warnings
+    return (tuple(with_fingerprint(a, parsed.language) for a in articles.values()),
+            parsed.warnings)
 
 
-def with_fingerprint(article: Article) -> Article:
-    return replace(article, fingerprint=fingerprint(article))
+def with_fingerprint(article: Article, declared_language: str = "") -> Article:
+    """The article with what stories and output rules compare, computed here once so the
+    main process and every feed request do not."""
+    plain = plain_text(body_html(article))
+    language = declared_language or article.language or detect_language(
+        f"{article.title}\n{plain}")
+    return replace(article, fingerprint=fingerprint(article), language=language,
+                   text_length=len(plain.strip()), search_text=search_form(plain))
 
 
 def article_from_page(

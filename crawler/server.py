@@ -1,45 +1,85 @@
-"""HTTP for feed readers: GET /feeds/{output}.{xml,atom,json}, / and /healthz.
+"""HTTP for feed readers and people.
 
-A rendered feed is kept (bytes, strong ETag, Last-Modified) until the output's version
-(article count, latest change) moves, so most polls cost one indexed query, and a poll
-with a matching validator gets a 304 (If-None-Match first, then If-Modified-Since).
+GET/HEAD /feeds/{output}.{xml,atom,json,html} (?q=&tag=&source=&limit= narrow it), / (every
+output and its latest items), /opml (the sources), /outputs.opml (our outputs), /feed.xsl,
+/healthz.
+
+A rendered output is kept (bytes, strong ETag from those bytes, Last-Modified from its
+newest item) until the database's content version moves or feeds.yaml is reloaded; a poll
+then costs three index lookups, and one with a matching validator gets a 304
+(If-None-Match first, then If-Modified-Since; RFC 9110 §13.2.2). gzip is computed once per
+rendering and has its own ETag, as a strong validator must.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import html
+import logging
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from importlib.resources import files
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from crawler import opml
 from crawler.emitters import EMITTERS
-from crawler.errors import StorageError
-from crawler.filters import sources_for_output
+from crawler.emitters.html import CONTENT_SECURITY_POLICY, emit_html, emit_index, feed_urls
+from crawler.errors import ConfigError, StorageError
+from crawler.filters import Narrowing
+from crawler.present import feed_language, last_changed, present
+from crawler.selection import select_items
 from crawler.types import Config, FeedView, Output
 from storage import Storage
 
+log = logging.getLogger("crawler.server")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+CACHE_CONTROL = "public, max-age=300"
+HTML_TYPE = "text/html; charset=utf-8"
+XSL_TYPE = "text/xsl; charset=utf-8"
+INDEX_ITEMS = 5  #: latest items per output on the index page
+CACHE_ENTRIES = 256  #: renderings kept; ?q= values are unbounded, memory is not
+MAX_QUERY_CHARS = 200
+STYLESHEET = files("crawler.emitters").joinpath("feed.xsl").read_bytes()
+#: media types a feed reader might list in Accept for each format
+FEED_TYPES = {
+    "xml": ("application/rss+xml", "application/xml", "text/xml"),
+    "atom": ("application/atom+xml", "application/xml", "text/xml"),
+    "json": ("application/feed+json", "application/json"),
+}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rendered:
-    version: tuple[int, datetime | None]
     body: bytes
-    etag: str
-    last_modified: str
+    media_type: str
+    last_modified: datetime
+    etag: str = ""
+    _gzipped: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+
+    def gzipped(self) -> bytes:
+        if self._gzipped is None:  # mtime=0: the same bytes compress to the same bytes
+            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzipped
+
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gz"'
 
 
 @dataclass
@@ -51,75 +91,125 @@ class Health:
     last_tick_at: datetime | None = None
 
 
+class _Cache:
+    """Renderings by (what was asked), valid while (config, content version) hold."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[Any, tuple[Any, Rendered]] = OrderedDict()
+
+    def get(self, key: Any, version: Any, make: Callable[[], Rendered]) -> Rendered:
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == version:
+            self._entries.move_to_end(key)
+            return hit[1]
+        rendered = make()
+        self._entries[key] = (version, rendered)
+        self._entries.move_to_end(key)
+        while len(self._entries) > CACHE_ENTRIES:
+            self._entries.popitem(last=False)
+        return rendered
+
+
 def make_app(config: Callable[[], Config], storage: Storage, health: Health | None = None
              ) -> Starlette:
-    cache: dict[tuple[str, str], Rendered] = {}
+    cache = _Cache()
     health = health or Health()
 
-    def render(output: Output, fmt: str, base: str) -> Rendered:
-        names = sources_for_output(config(), output)
-        version = storage.output_version(names)
-        key = (output.name, fmt)
-        hit = cache.get(key)
-        if hit is not None and hit.version == version:
-            return hit
-        articles = storage.articles_for_output(names, output.limit, output.collapse)
-        # The latest change (a new article, an edit, a second outlet) dates the whole feed.
-        newest = version[1]
-        view = FeedView(
+    def view_of(output: Output, narrowing: Narrowing | None, self_url: str, base: str,
+                stylesheet: bool) -> FeedView:
+        query = narrowing.query_string() if narrowing else ""
+        current = config()
+        now = datetime.now(UTC)
+        items = present(select_items(storage, current, output, narrowing, now), output)
+        return FeedView(
             name=output.name, title=output.title, description=output.description,
-            self_url=f"{base}feeds/{output.name}.{fmt}", home_url=base, articles=articles,
-            **({"updated": newest} if newest else {}),
-        )
-        emit, _ = EMITTERS[fmt]
-        body = emit(view)
-        rendered = Rendered(
-            version=version, body=body,
-            etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
-            last_modified=format_datetime(view.updated, usegmt=True),
-        )
-        cache[key] = rendered
-        return rendered
+            self_url=self_url, home_url=base, articles=items,
+            updated=last_changed(items), language=feed_language(items, output),
+            stylesheet_url=f"{base}feed.xsl" if stylesheet else None,
+            feed_id=uuid.uuid5(uuid.NAMESPACE_URL, f"crawler:feeds/{output.name}?{query}").urn)
+
+    def version(output: Output | None) -> Any:
+        current = config()
+        # An output with a max_age changes as time passes, even with nothing new stored.
+        bucket = int(datetime.now(UTC).timestamp() // 60) if output and output.max_age else 0
+        return (current, storage.content_version(), bucket)
+
+    def render_feed(output: Output, fmt: str, narrowing: Narrowing, base: str,
+                    raw_query: str) -> Rendered:
+        # The self link is the URL as asked (validators compare the two), so a reader's
+        # extra parameters get their own rendering; the cache is bounded.
+        query = narrowing.query_string()
+        self_url = f"{base}feeds/{output.name}.{fmt}" + (f"?{raw_query}" if raw_query else "")
+
+        def make() -> Rendered:
+            if fmt == "html":
+                view = view_of(output, narrowing, self_url, base, stylesheet=False)
+                body = emit_html(view, feed_urls(base, output.name, query))
+                return Rendered(body, HTML_TYPE, view.updated)
+            view = view_of(output, narrowing, self_url, base, stylesheet=fmt != "json")
+            emit, media_type = EMITTERS[fmt]
+            return Rendered(emit(view), media_type, view.updated)
+
+        return cache.get((output, fmt, raw_query, base), version(output), make)
+
+    def render_index(base: str) -> Rendered:
+        def make() -> Rendered:
+            views = []
+            for output in config().outputs:
+                narrowing = Narrowing(limit=INDEX_ITEMS)
+                views.append((view_of(output, narrowing, f"{base}feeds/{output.name}.xml",
+                                      base, stylesheet=False),
+                              feed_urls(base, output.name)))
+            body = emit_index(views, f"{base}healthz")
+            updated = max((v.updated for v, _ in views), default=datetime.now(UTC))
+            return Rendered(body, HTML_TYPE, updated)
+
+        return cache.get(("/", base), version(None), make)
 
     async def feed(request: Request) -> Response:
         name, fmt = request.path_params["name"], request.path_params["fmt"]
         output = config().output(name)
-        if output is None or fmt not in EMITTERS:
-            return Response(f"no output {name!r} in {fmt!r}\n", status_code=404,
-                            media_type="text/plain", headers=SECURITY_HEADERS)
+        if output is None or (fmt not in EMITTERS and fmt != "html"):
+            return _text(f"no output {name!r} in {fmt!r}\n", 404)
         try:
-            rendered = await run_in_threadpool(render, output, fmt, str(request.base_url))
+            narrowing = _narrowing(request, output)
+        except ValueError as exc:
+            return _text(f"{exc}\n", 400)
+        shown = "html" if fmt != "html" and _prefers_html(request, fmt) else fmt
+        try:
+            rendered = await run_in_threadpool(render_feed, output, shown, narrowing,
+                                               str(request.base_url), request.url.query)
+        except ConfigError as exc:  # a narrowing naming a tag or feed that is not there
+            return _text(f"{'; '.join(exc.problems)}\n", 400)
         except StorageError as exc:
-            return Response(f"database unavailable: {exc}\n", status_code=503,
-                            media_type="text/plain", headers=SECURITY_HEADERS)
-        headers = {
-            "ETag": rendered.etag,
-            "Last-Modified": rendered.last_modified,
-            "Cache-Control": "public, max-age=300",
-            **SECURITY_HEADERS,
-        }
-        if _not_modified(request, rendered):
-            return Response(status_code=304, headers=headers)
-        return Response(rendered.body, media_type=EMITTERS[fmt][1], headers=headers)
+            return _text(f"database unavailable: {exc}\n", 503)
+        vary = "Accept-Encoding" if fmt == "html" else "Accept, Accept-Encoding"
+        headers = {"Vary": vary}
+        if shown == "html":
+            headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        return _send(request, rendered, headers)
 
     async def index(request: Request) -> Response:
-        rows = []
-        for output in config().outputs:
-            links = " · ".join(
-                f'<a href="feeds/{html.escape(output.name)}.{fmt}">{label}</a>'
-                for fmt, label in (("xml", "RSS"), ("atom", "Atom"), ("json", "JSON Feed")))
-            rows.append(f"<li><strong>{html.escape(output.title)}</strong> "
-                        f"({html.escape(output.name)}): {links}"
-                        f"<br>{html.escape(output.description)}</li>")
-        alternates = "".join(
-            f'<link rel="alternate" type="application/rss+xml" '
-            f'title="{html.escape(o.title)}" href="feeds/{html.escape(o.name)}.xml">'
-            for o in config().outputs)
-        page = ("<!doctype html><html lang=\"zh\"><head><meta charset=\"utf-8\">"
-                f"<title>crawler</title>{alternates}</head><body><h1>Feeds</h1>"
-                f"<ul>{''.join(rows)}</ul><p><a href=\"healthz\">health</a></p></body></html>")
-        return HTMLResponse(page, headers={**SECURITY_HEADERS,
-                                           "Content-Security-Policy": HTML_CSP})
+        try:
+            rendered = await run_in_threadpool(render_index, str(request.base_url))
+        except StorageError as exc:
+            return _text(f"database unavailable: {exc}\n", 503)
+        return _send(request, rendered, {"Vary": "Accept-Encoding",
+                                         "Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+    async def sources_opml(request: Request) -> Response:
+        body = opml.sources_opml(config(), datetime.now(UTC))
+        return Response(body, media_type="text/x-opml; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL})
+
+    async def outputs_opml(request: Request) -> Response:
+        body = opml.outputs_opml(config(), str(request.base_url), datetime.now(UTC))
+        return Response(body, media_type="text/x-opml; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL})
+
+    async def stylesheet(request: Request) -> Response:
+        return Response(STYLESHEET, media_type=XSL_TYPE,
+                        headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=86400"})
 
     async def healthz(request: Request) -> Response:
         try:
@@ -141,20 +231,108 @@ def make_app(config: Callable[[], Config], storage: Storage, health: Health | No
     return Starlette(routes=[
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/opml", sources_opml, methods=["GET", "HEAD"]),
+        Route("/outputs.opml", outputs_opml, methods=["GET", "HEAD"]),
+        Route("/feed.xsl", stylesheet, methods=["GET", "HEAD"]),
         Route("/feeds/{name}.{fmt}", feed, methods=["GET", "HEAD"]),
     ])
+
+
+def _text(message: str, status: int) -> Response:
+    return Response(message, status_code=status, media_type="text/plain; charset=utf-8",
+                    headers=SECURITY_HEADERS)
+
+
+def _narrowing(request: Request, output: Output) -> Narrowing:
+    """?q= ?tag= ?source= ?limit=; other parameters (readers' cache busters) are ignored."""
+    params = request.query_params
+    q = params.get("q", "").strip()
+    if len(q) > MAX_QUERY_CHARS:
+        raise ValueError(f"q is longer than {MAX_QUERY_CHARS} characters")
+    limit = None
+    if params.get("limit"):
+        try:
+            limit = int(params["limit"])
+        except ValueError:
+            raise ValueError(f"limit must be a whole number, got {params['limit']!r}") from None
+        if not 1 <= limit <= output.limit:
+            raise ValueError(f"limit must be between 1 and {output.limit} (the output's limit)")
+    return Narrowing(q=q, tag=params.get("tag") or None, source=params.get("source") or None,
+                     limit=limit)
+
+
+def _quality(accept: str, media_types: tuple[str, ...]) -> float:
+    """The q Accept gives the best of these types, a type/* or */* counting for them."""
+    best = 0.0
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if any(media == t or media == "*/*" or media == t.split("/")[0] + "/*"
+               for t in media_types):
+            best = max(best, q)
+    return best
+
+
+def _prefers_html(request: Request, fmt: str) -> bool:
+    """A browser (text/html ranked above any type of the feed); readers that send */* or
+    nothing get the feed."""
+    accept = request.headers.get("accept", "")
+    if "text/html" not in accept.lower():
+        return False
+    html_q = max((_quality(part, ("text/html",)) for part in accept.split(",")
+                  if "text/html" in part.lower()), default=0.0)
+    return html_q > _quality(accept, FEED_TYPES[fmt])
+
+
+def _gzip_q(request: Request) -> float:
+    for part in request.headers.get("accept-encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            _, _, q = params.strip().partition("q=")
+            try:
+                return float(q) if q else 1.0
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+def _send(request: Request, rendered: Rendered, extra: dict[str, str]) -> Response:
+    compressed = _gzip_q(request) > 0
+    headers = {
+        "ETag": rendered.gzip_etag if compressed else rendered.etag,
+        "Last-Modified": format_datetime(rendered.last_modified, usegmt=True),
+        "Cache-Control": CACHE_CONTROL,
+        **SECURITY_HEADERS,
+        **extra,
+    }
+    if _not_modified(request, rendered):
+        return Response(status_code=304, headers=headers)
+    if compressed:
+        headers["Content-Encoding"] = "gzip"
+        return Response(rendered.gzipped(), media_type=rendered.media_type, headers=headers)
+    return Response(rendered.body, media_type=rendered.media_type, headers=headers)
 
 
 def _not_modified(request: Request, rendered: Rendered) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
+        # Either representation's tag names these bytes: a reader that stored the gzip
+        # tag and now asks without gzip has still seen this content.
         tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return "*" in tags or rendered.etag in tags
+        return "*" in tags or bool(tags & {rendered.etag, rendered.gzip_etag})
     if_modified_since = request.headers.get("if-modified-since")
     if if_modified_since:
         try:
             since = parsedate_to_datetime(if_modified_since)
-            return parsedate_to_datetime(rendered.last_modified) <= since
+            return rendered.last_modified.replace(microsecond=0) <= since
         except (TypeError, ValueError):
             return False
     return False

@@ -78,6 +78,25 @@ class Source:
     #: a story told by several sources is shown with the article of the highest priority
     #: (then the earliest)
     priority: int = 0
+    #: BCP 47 tag of the source's items (zh-TW, zh-CN, en), overriding what the feed says
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Keywords looked for in some fields of an item; `/…/` is a regular expression.
+
+    Matching is blind to script, case and width: "防長" finds "防长" and "ＡＩ" finds "ai".
+    """
+
+    keywords: tuple[str, ...]
+    fields: tuple[str, ...] = ("title", "text")
+    match: str = "any"  #: "any": one keyword is enough; "all": every keyword must be found
+
+
+RULE_FIELDS = ("title", "text", "author", "tags")
+MATCH_MODES = ("any", "all")
+SCRIPTS = ("original", "hant", "hans")
 
 
 @dataclass(frozen=True)
@@ -89,9 +108,44 @@ class Output:
     tags: tuple[str, ...] = ()  #: a source with any of these tags is included
     limit: int = 100
     collapse: str = "story"  #: "story": one item per story; "article": every article
+    include: tuple[Rule, ...] = ()  #: an item must pass every one of these
+    exclude: tuple[Rule, ...] = ()  #: an item passing any of these is left out
+    languages: tuple[str, ...] = ()  #: BCP 47 tags or prefixes (zh, zh-Hant, zh-TW, en)
+    min_length: int = 0  #: characters of plain text
+    max_age: int | None = None  #: seconds: older items are left out
+    script: str = "original"  #: "hant" / "hans": text converted with OpenCC when served
+    language: str | None = None  #: the language the output declares; derived when None
 
 
 COLLAPSE_MODES = ("story", "article")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What output rules look at of one stored article; no body HTML, so a scan is light."""
+
+    id: int
+    story_id: int | None
+    title: str
+    author: str | None
+    tags: tuple[str, ...]
+    language: str
+    text_length: int  #: -1 when not stored (articles from before schema 3)
+    #: title-less plain text in the folded form rules compare (crawler.script.search_form)
+    search_text: str
+    published: datetime
+    priority: int  #: the highest priority of the sources carrying it
+    #: the body HTML, only for an article stored without search_text: folded when read
+    raw_html: str | None = None
+
+
+@dataclass(frozen=True)
+class Matched:
+    """One rule that selected an item, as the JSON Feed's `_crawler.matched` lists it."""
+
+    rule: str  #: "feeds", "tags", "include", "q", "languages", "min_length", "max_age"
+    value: str
+    field: str | None = None  #: for keywords: the field it was found in
 
 
 @dataclass(frozen=True)
@@ -185,6 +239,7 @@ class ParsedFeed:
     link: str | None
     items: tuple[ParsedItem, ...]
     warnings: tuple[str, ...] = ()  #: what was recovered from (bozo, re-decoded charset)
+    language: str = ""  #: as the feed declares it (RSS language, xml:lang, JSON Feed)
 
 
 @dataclass(frozen=True)
@@ -219,6 +274,10 @@ class Article:
     metadata: tuple[tuple[str, str], ...] = ()
     comments: tuple[Comment, ...] = ()
     fingerprint: Fingerprint | None = None  #: set in the parse worker
+    #: BCP 47: the source's language:, else the feed's, else detected from the script
+    language: str = ""
+    text_length: int = 0  #: characters of plain text: what min_length compares
+    search_text: str = ""  #: plain text folded for rules (crawler.script.search_form)
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)
@@ -283,6 +342,9 @@ class StoredArticle:
     story_id: str | None = None  #: set when the output collapses stories: the item's id
     #: the story's other articles in the output, when it collapses stories
     also: tuple[AlsoReported, ...] = ()
+    language: str = ""
+    changed: datetime | None = None  #: when we last changed it or its story
+    matched: tuple[Matched, ...] = ()  #: the output rules that selected it
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)
@@ -300,6 +362,9 @@ class FeedView:
     home_url: str
     articles: tuple[StoredArticle, ...]
     updated: datetime = field(default_factory=lambda: datetime.now(UTC))
+    language: str = ""  #: BCP 47; empty when the items have no language in common
+    stylesheet_url: str | None = None  #: an XSL for browsers that still apply one
+    feed_id: str = ""  #: a permanent id for the whole feed (Atom's), whatever host served it
 
 
 @dataclass(frozen=True)

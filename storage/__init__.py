@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -17,6 +18,7 @@ from crawler.errors import StorageError
 from crawler.types import (
     Article,
     CachingInfo,
+    Candidate,
     Source,
     SourceStatus,
     StoredArticle,
@@ -24,7 +26,7 @@ from crawler.types import (
     StoryExplanation,
     StoryRules,
 )
-from storage import articles, sources, stories
+from storage import articles, outputs, sources, stories
 from storage.engine import WRITE, make_engine
 from storage.schema import create_schema
 
@@ -154,9 +156,34 @@ class Storage:
         with self._transaction("reading articles") as conn:
             return articles.articles_for_output(conn, names, limit, collapse)
 
-    def output_version(self, names: Sequence[str] | None) -> tuple[int, datetime | None]:
-        with self._transaction("reading output version") as conn:
-            return articles.output_version(conn, names)
+    def content_version(self) -> tuple[Any, ...]:
+        """Changes whenever any output could; cheap (index lookups)."""
+        with self._transaction("reading the content version") as conn:
+            return outputs.content_version(conn)
+
+    def output_candidates(self, names: Sequence[str] | None, *, since: datetime | None,
+                          min_length: int, after: tuple[datetime, int] | None,
+                          limit: int) -> list[Candidate]:
+        """A page of what output rules look at, newest first (storage.outputs)."""
+        with self._transaction("reading output candidates") as conn:
+            return outputs.candidates(conn, names, since=since, min_length=min_length,
+                                      after=after, limit=limit)
+
+    def candidate(self, uid: str) -> Candidate | None:
+        """What output rules see of the article with this uid."""
+        with self._transaction("reading an article") as conn:
+            return outputs.candidate_by_uid(conn, uid)
+
+    def story_members(self, story_ids: Sequence[int],
+                      names: Sequence[str] | None) -> list[Candidate]:
+        with self._transaction("reading story members") as conn:
+            return outputs.story_members(conn, story_ids, names)
+
+    def output_items(self, chosen: Sequence[tuple[int, Sequence[int]]],
+                     stories: bool) -> dict[int, StoredArticle]:
+        """The chosen articles in full, with their story's others as "also reported by"."""
+        with self._transaction("reading output items") as conn:
+            return outputs.items(conn, chosen, stories)
 
     @staticmethod
     def _source_id(conn: Connection, name: str) -> int:

@@ -175,6 +175,11 @@ def _article_values(article: Article, now: datetime) -> dict[str, Any]:
         "first_seen_at": now,
         "changed_at": now,
         **stories.fingerprint_values(article.fingerprint),
+        "language": article.language,
+        # An article that went through no parse worker (tests, old callers) has no folded
+        # text: NULL makes readers fold it, as for rows stored before schema 3.
+        "text_length": article.text_length if article.search_text else None,
+        "search_text": article.search_text or None,
     }
 
 
@@ -221,15 +226,8 @@ def stored_article(r: Any, refs: Sequence[SourceRef]) -> StoredArticle:
         updated=r.updated_at, tags=tuple(json.loads(r.tags)), sources=tuple(refs),
         metadata=tuple(json.loads(r.extra).items()),
         comments=tuple(_comment_from_json(c) for c in json.loads(r.comments)),
+        language=r.language,
     )
-
-
-def output_version(conn: Connection, names: Sequence[str] | None) -> tuple[int, datetime | None]:
-    """(article count, latest change): cheap to ask, changes whenever the output would."""
-    row = conn.execute(
-        select(func.count(), func.max(articles_t.c.changed_at)).where(_source_filter(names))
-    ).one()
-    return int(row[0]), row[1]
 
 
 def count_for_sources(conn: Connection) -> dict[int, int]:

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 import storage.tables
 
-VERSION = 2
+VERSION = 3
 _meta = MetaData()
 schema_version = Table("schema_version", _meta, Column("version", Integer, nullable=False))
 #: any constant; daemons starting together on one PostgreSQL take turns creating the schema
@@ -104,4 +104,14 @@ def _give_every_article_a_story(conn: Connection) -> None:
                      .values(story_id=story_id, story_join='{"by": "founder"}'))
 
 
-_MIGRATIONS = {1: _to_v2}
+# Version 3 gives output rules what they compare without reading the body HTML: the
+# language, the text's length and its folded form. Older rows keep NULL and are folded when
+# read.
+def _to_v3(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE articles ADD COLUMN language VARCHAR(35) NOT NULL DEFAULT ''"))
+    conn.execute(text("ALTER TABLE articles ADD COLUMN text_length INTEGER"))
+    conn.execute(text("ALTER TABLE articles ADD COLUMN search_text TEXT"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_stories_changed_at ON stories (changed_at)"))
+
+
+_MIGRATIONS = {1: _to_v2, 2: _to_v3}

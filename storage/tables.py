@@ -108,6 +108,12 @@ class ArticleRow(SQLModel, table=True):
     fp_names: str = Field(default="[]", sa_type=Text)  #: JSON list
     #: how the article came into its story: JSON {"by", "with" (article uid), "score"}
     story_join: str = Field(default="{}", sa_type=Text)
+    #: BCP 47 tag: the source's language:, the feed's, or the script detected
+    language: str = Field(default="", max_length=35)
+    #: characters of plain text; NULL for articles stored before schema 3
+    text_length: int | None = None
+    #: plain text folded as output rules compare it; NULL before schema 3 (folded on read)
+    search_text: str | None = Field(default=None, sa_type=Text)
 
 
 class StoryRow(SQLModel, table=True):
@@ -119,7 +125,8 @@ class StoryRow(SQLModel, table=True):
     uid: str = Field(unique=True, max_length=64)
     #: the earliest member's date: the story's place in an output
     published_at: datetime = Field(sa_column=_utc_column(nullable=False, index=True))
-    changed_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    #: moves when a member joins: what a served output's version watches
+    changed_at: datetime = Field(sa_column=_utc_column(nullable=False, index=True))
 
 
 class ArticleKeyRow(SQLModel, table=True):

@@ -27,9 +27,11 @@ OWNERS = {
     "trafilatura": ("crawler/parsers/page.py",),
     "bs4": ("crawler/parsers/", "crawler/cleaners/"),
     "rich": ("crawler/cli.py",),
-    "opencc": ("crawler/fingerprint.py",),
+    "opencc": ("crawler/script.py",),
     "rjieba": ("crawler/fingerprint.py",),
     "datasketch": ("crawler/fingerprint.py",),
+    "ruamel": ("crawler/opml.py",),
+    "defusedxml": ("crawler/opml.py",),
 }
 STORAGE_USERS = ("crawler/pipeline.py", "crawler/server.py", "crawler/cli.py",
                  "crawler/daemon.py")

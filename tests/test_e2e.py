@@ -6,6 +6,7 @@ with feedparser and json, as a feed reader would.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -268,13 +269,17 @@ def test_conditional_requests_get_304(served: str) -> None:
 
 
 def test_index_lists_outputs_and_unknown_output_is_404(served: str) -> None:
-    """GET / links every output in all three formats; an unknown name is a 404."""
+    """GET / links every output in all three formats and its page, with its latest items;
+    an unknown name or format is a 404."""
     page = httpx.get(f"{served}/")
     assert page.status_code == 200
-    for fmt in ("xml", "atom", "json"):
-        assert f'href="feeds/all.{fmt}"' in page.text
+    for fmt in ("xml", "atom", "json", "html"):
+        assert f'href="{served}/feeds/all.{fmt}"' in page.text
+    newest = httpx.get(f"{served}/feeds/all.json").json()["items"][0]["title"]
+    assert html.escape(newest, quote=False) in page.text
     assert httpx.get(f"{served}/feeds/nope.xml").status_code == 404
-    assert httpx.get(f"{served}/feeds/all.html").status_code == 404
+    assert httpx.get(f"{served}/feeds/nope.html").status_code == 404
+    assert httpx.get(f"{served}/feeds/all.rdf").status_code == 404
 
 
 def test_second_crawl_is_all_304(crawled: dict[str, Any]) -> None:

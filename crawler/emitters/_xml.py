@@ -15,5 +15,12 @@ def sub(parent: etree._Element, tag: str, text: str | None = None,
     return element
 
 
-def serialize(root: etree._Element) -> bytes:
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True))
+def serialize(root: etree._Element, stylesheet_url: str | None = None) -> bytes:
+    """UTF-8 with the XML declaration; an XSL stylesheet's processing instruction right after
+    it, for the browsers that still render a feed with one."""
+    if stylesheet_url:
+        href = stylesheet_url.replace("&", "&amp;").replace('"', "&quot;")
+        root.addprevious(etree.ProcessingInstruction(
+            "xml-stylesheet", f'type="text/xsl" href="{href}"'))
+    return bytes(etree.tostring(root.getroottree(), xml_declaration=True, encoding="utf-8",
+                                pretty_print=True))

@@ -5,17 +5,21 @@ from __future__ import annotations
 from lxml import etree
 
 from crawler.emitters._also import content_with_also
-from crawler.emitters._ids import entry_id
+from crawler.emitters._ids import entry_id, public_feed_url
 from crawler.emitters._xml import serialize, sub
 from crawler.types import FeedView
 
 ATOM = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
 def emit_atom(view: FeedView) -> bytes:
     a = f"{{{ATOM}}}"
     root = etree.Element(f"{a}feed", nsmap={None: ATOM})
-    sub(root, f"{a}id", view.self_url)
+    if view.language:
+        root.set(XML_LANG, view.language)
+    # Not the self URL: that carries the host and port it was asked on.
+    sub(root, f"{a}id", view.feed_id or view.self_url)
     sub(root, f"{a}title", view.title)
     if view.description:
         sub(root, f"{a}subtitle", view.description)
@@ -27,6 +31,8 @@ def emit_atom(view: FeedView) -> bytes:
     sub(root, f"{a}generator", "crawler")
     for article in view.articles:
         entry = sub(root, f"{a}entry")
+        if article.language and article.language != view.language:
+            entry.set(XML_LANG, article.language)
         sub(entry, f"{a}id", entry_id(article))
         sub(entry, f"{a}title", article.title, type="text")
         if article.link:
@@ -47,7 +53,10 @@ def emit_atom(view: FeedView) -> bytes:
         if article.sources:
             first = article.sources[0]
             source = sub(entry, f"{a}source")
-            sub(source, f"{a}id", first.url)
+            url = public_feed_url(first)
+            if url:
+                sub(source, f"{a}id", url)
             sub(source, f"{a}title", first.name)
-            sub(source, f"{a}link", rel="self", href=first.url)
-    return serialize(root)
+            if url:
+                sub(source, f"{a}link", rel="self", href=url)
+    return serialize(root, view.stylesheet_url)

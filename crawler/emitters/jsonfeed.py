@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from crawler.emitters._also import content_with_also
-from crawler.emitters._ids import entry_id
+from crawler.emitters._ids import entry_id, public_feed_url
 from crawler.types import FeedView
 
 
@@ -28,14 +28,22 @@ def emit_json(view: FeedView) -> bytes:
             item["authors"] = [{"name": article.author}]
         if article.tags:
             item["tags"] = list(article.tags)
+        if article.language:
+            item["language"] = article.language
         item["_crawler"] = {
-            "sources": [{"name": s.name, "feed_url": s.url, "url": s.link}
+            "sources": [{"name": s.name,
+                         **({"feed_url": url} if (url := public_feed_url(s)) else {}),
+                         "url": s.link}
                         for s in article.sources],
         }
         if article.story_id:
             item["_crawler"]["story_id"] = article.story_id
             item["_crawler"]["also"] = [{"url": o.url, "title": o.title, "source": o.source}
                                         for o in article.also]
+        if article.matched:
+            item["_crawler"]["matched"] = [
+                {"rule": m.rule, "value": m.value, **({"field": m.field} if m.field else {})}
+                for m in article.matched]
         if article.metadata:
             item["_crawler"]["metadata"] = dict(article.metadata)
         if article.comments:
@@ -53,4 +61,6 @@ def emit_json(view: FeedView) -> bytes:
     }
     if view.description:
         document["description"] = view.description
+    if view.language:
+        document["language"] = view.language
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 from lxml import etree
 
 from crawler.emitters._also import content_with_also
-from crawler.emitters._ids import entry_id
+from crawler.emitters._ids import entry_id, public_feed_url
 from crawler.emitters._xml import serialize, sub
 from crawler.types import FeedView
 
@@ -24,6 +24,8 @@ def emit_rss(view: FeedView) -> bytes:
     sub(channel, "title", view.title)
     sub(channel, "link", view.home_url)
     sub(channel, "description", view.description or view.title)
+    if view.language:
+        sub(channel, "language", view.language)
     sub(channel, f"{{{ATOM}}}link", href=view.self_url, rel="self", type="application/rss+xml")
     sub(channel, "lastBuildDate", format_datetime(view.updated, usegmt=True))
     sub(channel, "generator", "crawler")
@@ -42,7 +44,6 @@ def emit_rss(view: FeedView) -> bytes:
         sub(item, "description", html.escape(article.summary or article.title, quote=False))
         if article.content_html or article.also:
             sub(item, f"{{{CONTENT}}}encoded", content_with_also(article))
-        if article.sources:
-            first = article.sources[0]
-            sub(item, "source", first.name, url=first.url)
-    return serialize(root)
+        if article.sources and (url := public_feed_url(article.sources[0])):
+            sub(item, "source", article.sources[0].name, url=url)
+    return serialize(root, view.stylesheet_url)

@@ -21,6 +21,7 @@ import feedparser
 from crawler.dates import parse_date
 from crawler.encoding import decode
 from crawler.errors import NotAFeed, ParseError
+from crawler.languages import language_tag
 from crawler.types import ParsedFeed, ParsedItem
 
 MAX_ITEMS = 500
@@ -69,6 +70,7 @@ def parse_feed(body: bytes, content_type: str | None, url: str, now: datetime) -
         link=result.feed.get("link"),
         items=items,
         warnings=warnings,
+        language=language_tag(result.feed.get("language")),
     )
 
 
@@ -143,6 +145,7 @@ def _parse_json(body: bytes, content_type: str | None, url: str, now: datetime) 
         link=_string(data.get("home_page_url")),
         items=tuple(items),
         warnings=warnings,
+        language=language_tag(_string(data.get("language"))),
     )
 
 
