@@ -92,8 +92,10 @@ FEEDS = 1000
 SEED = "42"
 EPOCH = "2025-11-01T08:00:00+00:00"  #: the kit's default: newest item
 SPAN_HOURS = 8760
+#: narrowings that name sources (share of the 1,000 sources: ~30 %, ~80 %, one)
+NARROWINGS = ("tag=atom", "tag=fulltext", "source=f00001")
 Q_VALUES = 400  #: distinct ?q= values; more than crawler.server.CACHE_ENTRIES (256)
-console = Console(highlight=False)
+console = Console(highlight=False, width=160)
 
 
 def log(message: str) -> None:
@@ -262,6 +264,8 @@ def build(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
         f"from {start:%Y-%m-%d}")
 
     # The pool first: fork before any database connection or progress thread exists.
+    self0, children0 = (resource.getrusage(resource.RUSAGE_SELF),
+                        resource.getrusage(resource.RUSAGE_CHILDREN))
     pool = multiprocessing.get_context("fork").Pool(args.workers)
     from crawler import config as config_module
     from crawler.types import CachingInfo
@@ -312,7 +316,10 @@ def build(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
                     stored_new += result.new
                     progress.update(task, advance=len(articles))
                 done = progress.tasks[0].completed
-                progress.update(task, rate=f"{done / (time.perf_counter() - loop_started):.0f}")
+                rate = done / (time.perf_counter() - loop_started)
+                progress.update(task, rate=f"{rate:.0f}")
+                if not console.is_terminal and (i + 1) % max(1, len(order) // 10) == 0:
+                    log(f"stored {done:,.0f} of {slots:,} items ({rate:.0f} items/s)")
         with store.engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -320,6 +327,11 @@ def build(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
         pool.join()
         store.close()
     build_s = time.perf_counter() - started
+    self1, children1 = (resource.getrusage(resource.RUSAGE_SELF),
+                        resource.getrusage(resource.RUSAGE_CHILDREN))
+    main_cpu = self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime
+    parse_cpu = (children1.ru_utime + children1.ru_stime
+                 - children0.ru_utime - children0.ru_stime)
     conn = sqlite3.connect(tmp)
     try:
         counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -338,7 +350,8 @@ def build(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
         "item_slots": slots, "links_stored": stored_new, "record_success_calls": calls,
         "batch_days": args.batch_days, "windows": len(buckets), "workers": args.workers,
         "build_s": round(build_s, 1), "store_s": round(store_s, 1),
-        "wait_for_parse_s": round(wait_s, 1),
+        "wait_for_parse_s": round(wait_s, 1), "main_cpu_s": round(main_cpu, 1),
+        "parse_workers_cpu_s": round(parse_cpu, 1),
         "store_ms_per_link": round(1000 * store_s / max(stored_new, 1), 2),
         "parse_warnings": dict(warnings), "db_mb": round(db.stat().st_size / 2**20, 1),
         "code": code_identity(), "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -472,7 +485,8 @@ def explain(db: Path, statements: Sequence[tuple[str, Any]]) -> list[dict[str, A
                 continue
             plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement,
                                                    parameters)]
-            full = [p for p in plan if p.startswith("SCAN ") and " USING " not in p]
+            full = [p for p in plan if p.startswith("SCAN ") and " USING " not in p
+                    and p != "SCAN CONSTANT ROW"]
             seen[statement] = {"sql": " ".join(statement.split()), "plan": plan,
                                "full_scans": full,
                                "temp_btree": [p for p in plan if "TEMP B-TREE" in p]}
@@ -513,7 +527,8 @@ def in_process(db: Path, feeds_yaml: Path, renders: int, qs: Sequence[str]) -> d
     config = config_module.load(str(feeds_yaml))
     store = open_storage(config.settings.database, config.settings.stories)
     probe = Probe(store)
-    result: dict[str, Any] = {"renders": {}, "plans": {}, "depth": [], "q": {}}
+    result: dict[str, Any] = {"renders": {}, "plans": {}, "depth": [], "q": {},
+                              "narrowed": {}}
     bust = iter(range(10**9))
     try:
         client = TestClient(make_app(lambda: config, store), base_url="http://127.0.0.1")
@@ -581,6 +596,30 @@ def in_process(db: Path, feeds_yaml: Path, renders: int, qs: Sequence[str]) -> d
                                     "ms_p50": statistics.median(times), "vm_steps": steps,
                                     "raw_sqlite_ms": raw_ms, "raw_rows": raw_rows})
         conn.close()
+        # ?tag= / ?source= narrowings: the candidate query then names sources
+        for output in ("latest", "filtered"):
+            for narrowing in NARROWINGS:
+                times, rows, pages = [], 0, 0
+                for i in range(3):
+                    probe.reset()
+                    probe.capturing = i == 0
+                    t = time.perf_counter()
+                    response = client.get(f"/feeds/{output}.xml?{narrowing}&_={next(bust)}")
+                    times.append(1000 * (time.perf_counter() - t))
+                    rows = probe.rows.get("output_candidates", 0)
+                    pages = probe.calls.get("output_candidates", 0)
+                    if i == 0:
+                        statements = list(probe.statements)
+                    probe.capturing = False
+                page_sql = [s for s in statements if "FROM articles" in s[0]
+                            and "article_sources.article_id" in s[0] and "LIMIT" in s[0]]
+                steps = vm_steps(db, *page_sql[-1]) if page_sql else (0, 0.0, 0)
+                result["narrowed"][f"{output}?{narrowing}"] = {
+                    "status": response.status_code, "items": response.text.count("<item>"),
+                    "ms_p50": statistics.median(times), "ms_max": max(times),
+                    "candidate_rows": rows, "candidate_pages": pages,
+                    "last_page_vm_steps": steps[0], "last_page_raw_ms": steps[1],
+                    "plans": explain(db, statements)}
         # ?q= renders (what the wrk q runs ask), uncached: rows read and time
         for output in OUTPUTS:
             scanned, times = [], []
@@ -854,7 +893,7 @@ def over_http(feeds_yaml: Path, args: argparse.Namespace, qs: Sequence[str],
             found = wrk(port, path, args, seconds=args.duration, headers=headers,
                         script=script, server_pid=pid, logs=logs, label=label)
             found.update({"output": output, "format": fmt, "kind": kind, "quiet": quiet,
-                          "status": status, "body_bytes": len(body),
+                          "http_status": status, "body_bytes": len(body),
                           "content_encoding": got.get("content-encoding", ""),
                           "headers": headers})
             runs.append(found)
@@ -927,9 +966,17 @@ def markdown(res: dict[str, Any]) -> str:
         for d in found["depth"]:
             lines.append(f"| {size} | {d['depth']:,} | {d['rows']} | {d['ms_p50']:.1f} | "
                          f"{d['vm_steps']:,} |")
+    lines += ["", "| database | narrowed request | ms p50 / max | candidate rows (pages) | "
+              "SQLite VM steps, last page | items |", "|---|---|---|---|---|---|"]
+    for size, found in res["in_process"].items():
+        for key, r in found["narrowed"].items():
+            lines.append(f"| {size} | `{key}` | {r['ms_p50']:.0f} / {r['ms_max']:.0f} | "
+                         f"{r['candidate_rows']} ({r['candidate_pages']}) | "
+                         f"{r['last_page_vm_steps']:,} | {r['items']} |")
     lines += ["", "### Query plans (EXPLAIN QUERY PLAN, every SELECT of one render)", ""]
     main = res["in_process"][str(args["articles"])]
-    for output, plans in main["plans"].items():
+    narrowed = {k: {"render": v["plans"], "cached": []} for k, v in main["narrowed"].items()}
+    for output, plans in {**main["plans"], **narrowed}.items():
         for phase in ("render", "cached"):
             for p in plans[phase]:
                 flag = ""
@@ -1022,7 +1069,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                           default=str) + "\n")
     report = markdown(result)
     (OUT / f"results-{stamp}.md").write_text(report, encoding="utf-8")
-    console.print(report, markup=False)
+    print(report)
     log(f"written bench/out/serve/results-{stamp}.json and .md")
     return 0
 
