@@ -3,7 +3,7 @@
 
 Run by hand (not a test), from the repository root::
 
-    .venv/bin/python bench/serve.py                          # 100k (+ 10k to compare), ~35 min
+    .venv/bin/python bench/serve.py                          # 100k (+ 10k), ~45 min, ~20 cached
     .venv/bin/python bench/serve.py --articles 3000 --compare 0 --duration 3   # smoke, ~3 min
 
 What it does:
@@ -28,7 +28,8 @@ What it does:
    uncached renders (a distinct ignored parameter, ``?_=N``, makes each request its own
    cache entry), count the candidate rows each render reads (``Storage.output_candidates``
    wrapped), ``EXPLAIN QUERY PLAN`` every statement a render and a cached request run,
-   and time/count SQLite VM steps of a candidate page at depth 0, 5,000 and 50,000.
+   and time/count SQLite VM steps of a candidate page at depth 0, 5,000 and 50,000; the
+   same for renders narrowed by ``?tag=`` / ``?source=`` (the query then names sources).
 4. **Over HTTP**: starts ``.venv/bin/crawler --config FILE serve`` on 127.0.0.1 (a free
    port), times one-off uncached requests, then runs wrk (``-t2 -c16``, ``--duration``
    after a ``--warmup``) per output and format: 200 identity, 200 gzip, 304
@@ -38,7 +39,8 @@ What it does:
    run it waits (``--quiet-wait`` s at most) until the 1-minute load average is ≤ 1.0 or
    a 3 s window shows under 0.25 of a core busy (our own previous run is what keeps the
    load average up); the load average and the CPU used by others during the run are
-   reported. The server is stopped by its PID in a ``finally``.
+   reported. The server is stopped by its PID in a ``finally``. ``--kinds`` picks runs
+   (e.g. ``--kinds uncached,q --connections 2``); ``--skip-in-process`` skips step 3.
 
 Results: ``bench/out/serve/results-<timestamp>.json`` and ``.md`` (the Markdown is
 printed too).
@@ -212,6 +214,40 @@ def db_paths(n: int) -> tuple[Path, Path]:
     return OUT / f"db-{key}.db", OUT / f"db-{key}.json"
 
 
+def time_parts() -> tuple[dict[str, float], Callable[[], None]]:
+    """Wall seconds inside the parts of record_success (module attributes, so the calls
+    from storage/ go through the timers); the rest is the transaction and its commit."""
+    import storage
+    import storage.articles
+    import storage.sources
+    import storage.stories
+
+    parts: dict[str, float] = defaultdict(float)
+    patched = [(storage.articles, "upsert_articles", "upsert_articles (all)"),
+               (storage.stories, "assign_stories", "assign_stories (clustering)"),
+               (storage.sources, "record_outcome", "record_outcome"),
+               (storage.articles, "_match_existing", "_match_existing")]
+    originals = [(module, name, getattr(module, name)) for module, name, _ in patched]
+
+    def timed(function: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def call(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return function(*a, **k)
+            finally:
+                parts[label] += time.perf_counter() - t
+        return call
+
+    for module, name, label in patched:
+        setattr(module, name, timed(getattr(module, name), label))
+
+    def undo() -> None:
+        for module, name, function in originals:
+            setattr(module, name, function)
+
+    return parts, undo
+
+
 def build(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     db, meta_path = db_paths(n)
     if db.exists() and meta_path.exists() and not args.rebuild:
@@ -273,6 +309,7 @@ def build(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
 
     config = config_module.load(str(config_path))
     store = open_storage(config.settings.database, config.settings.stories)
+    parts, undo = time_parts()
     by_id = {f["id"]: f for f in feeds}
     store_s = wait_s = 0.0
     calls = stored_new = 0
@@ -323,6 +360,7 @@ def build(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
         with store.engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
+        undo()
         pool.terminate()
         pool.join()
         store.close()
@@ -352,6 +390,7 @@ def build(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
         "build_s": round(build_s, 1), "store_s": round(store_s, 1),
         "wait_for_parse_s": round(wait_s, 1), "main_cpu_s": round(main_cpu, 1),
         "parse_workers_cpu_s": round(parse_cpu, 1),
+        "store_parts_s": {k: round(v, 1) for k, v in parts.items()},
         "store_ms_per_link": round(1000 * store_s / max(stored_new, 1), 2),
         "parse_warnings": dict(warnings), "db_mb": round(db.stat().st_size / 2**20, 1),
         "code": code_identity(), "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -878,6 +917,9 @@ def over_http(feeds_yaml: Path, args: argparse.Namespace, qs: Sequence[str],
                 plan += [(output, fmt, "uncached", path, {},
                           lua_script(f"bust-{output}-{fmt}", BUST_LUA % path)),
                          (output, fmt, "uncached ?q=", path, {}, q_paths[f"{output}.{fmt}"])]
+        short = {"200": "200", "200 gzip": "gzip", "304": "304", "uncached": "uncached",
+                 "uncached ?q=": "q"}
+        plan = [p for p in plan if short[p[2]] in args.kinds.split(",")]
         for number, (output, fmt, kind, path, headers, script) in enumerate(plan, 1):
             if headers == "etag":
                 status, got, _, _ = get(port, path)
@@ -937,8 +979,9 @@ def markdown(res: dict[str, Any]) -> str:
     for r in res["http"]["runs"]:
         errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
         lines.append(
-            f"| {r['output']} | {r['format']} | {r['kind']} | {r['rps']:,.0f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['body_bytes'] / 1024:.0f} | "
+            f"| {r['output']} | {r['format']} | {r['kind']} | {r['rps']:,.1f} | "
+            + (f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f}" if r["requests"] else
+               "none done | in the run") + f" | {r['body_bytes'] / 1024:.0f} | "
             f"{r['quiet']['loadavg']} | {r['other_cpu_s']}"
             + (f" ({errors} errors)" if errors else "") + " |")
     lines += ["", "One-off uncached requests, one at a time (ms, median / p90 of "
@@ -974,7 +1017,7 @@ def markdown(res: dict[str, Any]) -> str:
                          f"{r['candidate_rows']} ({r['candidate_pages']}) | "
                          f"{r['last_page_vm_steps']:,} | {r['items']} |")
     lines += ["", "### Query plans (EXPLAIN QUERY PLAN, every SELECT of one render)", ""]
-    main = res["in_process"][str(args["articles"])]
+    main = res["in_process"].get(str(args["articles"]), {"plans": {}, "narrowed": {}})
     narrowed = {k: {"render": v["plans"], "cached": []} for k, v in main["narrowed"].items()}
     for output, plans in {**main["plans"], **narrowed}.items():
         for phase in ("render", "cached"):
@@ -1008,6 +1051,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--quiet-wait", type=float, default=180)
+    parser.add_argument("--kinds", default="200,gzip,304,uncached,q",
+                        help="wrk runs to make: 200, gzip, 304, uncached (?_=), q (?q=)")
+    parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -1051,7 +1097,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "shares": {w: round(s, 4) for w, s in shares.items()}},
         "feeds_yaml": {k: str(v) for k, v in yamls.items()}, "q_values": qs,
         "in_process": {}}
-    for n in sizes:
+    for n in [] if args.skip_in_process else sizes:
         log(f"in process, {n:,} articles: uncached renders, rows read, query plans")
         result["in_process"][str(n)] = in_process(Path(databases[str(n)]["db"]),
                                                   yamls[str(n)], args.renders, qs)
