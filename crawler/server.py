@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -38,10 +37,10 @@ from crawler.errors import ConfigError, StorageError
 from crawler.filters import Narrowing
 from crawler.present import feed_language, last_changed, present
 from crawler.selection import select_items
-from crawler.types import Config, FeedView, Output
+from crawler.types import Config, FeedView, Output, StoredArticle
 from storage import Storage
 
-log = logging.getLogger("crawler.server")
+T = TypeVar("T")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -50,7 +49,8 @@ CACHE_CONTROL = "public, max-age=300"
 HTML_TYPE = "text/html; charset=utf-8"
 XSL_TYPE = "text/xsl; charset=utf-8"
 INDEX_ITEMS = 5  #: latest items per output on the index page
-CACHE_ENTRIES = 256  #: renderings kept; ?q= values are unbounded, memory is not
+CACHE_ENTRIES = 256  #: renderings kept (bytes of one format, host and query)
+SELECTION_ENTRIES = 64  #: outputs' chosen items kept (one per output and narrowing)
 MAX_QUERY_CHARS = 200
 STYLESHEET = files("crawler.emitters").joinpath("feed.xsl").read_bytes()
 #: media types a feed reader might list in Accept for each format
@@ -91,80 +91,87 @@ class Health:
     last_tick_at: datetime | None = None
 
 
-class _Cache:
-    """Renderings by (what was asked), valid while (config, content version) hold."""
+class _Cache(Generic[T]):
+    """Values by (what was asked), valid while their version (config, content) holds;
+    the least recently used go first, since ?q= values are unbounded and memory is not."""
 
-    def __init__(self) -> None:
-        self._entries: OrderedDict[Any, tuple[Any, Rendered]] = OrderedDict()
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[Any, tuple[Any, T]] = OrderedDict()
 
-    def get(self, key: Any, version: Any, make: Callable[[], Rendered]) -> Rendered:
+    def get(self, key: Any, version: Any, make: Callable[[], T]) -> T:
         hit = self._entries.get(key)
         if hit is not None and hit[0] == version:
             self._entries.move_to_end(key)
             return hit[1]
-        rendered = make()
-        self._entries[key] = (version, rendered)
+        value = make()
+        self._entries[key] = (version, value)
         self._entries.move_to_end(key)
-        while len(self._entries) > CACHE_ENTRIES:
+        while len(self._entries) > self.size:
             self._entries.popitem(last=False)
-        return rendered
+        return value
 
 
 def make_app(config: Callable[[], Config], storage: Storage, health: Health | None = None
              ) -> Starlette:
-    cache = _Cache()
+    # Two levels: choosing, sanitizing and converting an output's items is the costly part
+    # and is the same for every format and every spelling of its URL; writing the bytes is
+    # per format, host and query string (the self link is the URL as asked).
+    selections: _Cache[tuple[StoredArticle, ...]] = _Cache(SELECTION_ENTRIES)
+    renderings: _Cache[Rendered] = _Cache(CACHE_ENTRIES)
     health = health or Health()
 
-    def view_of(output: Output, narrowing: Narrowing | None, self_url: str, base: str,
-                stylesheet: bool) -> FeedView:
-        query = narrowing.query_string() if narrowing else ""
-        current = config()
-        now = datetime.now(UTC)
-        items = present(select_items(storage, current, output, narrowing, now), output)
+    def version(output: Output | None) -> Any:
+        # An output with a max_age changes as time passes, even with nothing new stored.
+        bucket = int(datetime.now(UTC).timestamp() // 60) if output and output.max_age else 0
+        return (config(), storage.content_version(), bucket)
+
+    def items_of(output: Output, narrowing: Narrowing, at: Any) -> tuple[StoredArticle, ...]:
+        return selections.get((output, narrowing), at, lambda: present(
+            select_items(storage, config(), output, narrowing, datetime.now(UTC)), output))
+
+    def view_of(output: Output, items: tuple[StoredArticle, ...], narrowing: Narrowing,
+                self_url: str, base: str, stylesheet: bool) -> FeedView:
+        feed_id = uuid.uuid5(uuid.NAMESPACE_URL,
+                             f"crawler:feeds/{output.name}?{narrowing.query_string()}")
         return FeedView(
             name=output.name, title=output.title, description=output.description,
             self_url=self_url, home_url=base, articles=items,
             updated=last_changed(items), language=feed_language(items, output),
-            stylesheet_url=f"{base}feed.xsl" if stylesheet else None,
-            feed_id=uuid.uuid5(uuid.NAMESPACE_URL, f"crawler:feeds/{output.name}?{query}").urn)
-
-    def version(output: Output | None) -> Any:
-        current = config()
-        # An output with a max_age changes as time passes, even with nothing new stored.
-        bucket = int(datetime.now(UTC).timestamp() // 60) if output and output.max_age else 0
-        return (current, storage.content_version(), bucket)
+            stylesheet_url=f"{base}feed.xsl" if stylesheet else None, feed_id=feed_id.urn)
 
     def render_feed(output: Output, fmt: str, narrowing: Narrowing, base: str,
                     raw_query: str) -> Rendered:
-        # The self link is the URL as asked (validators compare the two), so a reader's
-        # extra parameters get their own rendering; the cache is bounded.
-        query = narrowing.query_string()
         self_url = f"{base}feeds/{output.name}.{fmt}" + (f"?{raw_query}" if raw_query else "")
+        at = version(output)
 
         def make() -> Rendered:
+            items = items_of(output, narrowing, at)
+            view = view_of(output, items, narrowing, self_url, base,
+                           stylesheet=fmt in ("xml", "atom"))
             if fmt == "html":
-                view = view_of(output, narrowing, self_url, base, stylesheet=False)
-                body = emit_html(view, feed_urls(base, output.name, query))
+                body = emit_html(view, feed_urls(base, output.name, narrowing.query_string()))
                 return Rendered(body, HTML_TYPE, view.updated)
-            view = view_of(output, narrowing, self_url, base, stylesheet=fmt != "json")
             emit, media_type = EMITTERS[fmt]
             return Rendered(emit(view), media_type, view.updated)
 
-        return cache.get((output, fmt, raw_query, base), version(output), make)
+        return renderings.get((output, fmt, raw_query, base), at, make)
 
     def render_index(base: str) -> Rendered:
+        at = version(next((o for o in config().outputs if o.max_age), None))
+
         def make() -> Rendered:
             views = []
             for output in config().outputs:
-                narrowing = Narrowing(limit=INDEX_ITEMS)
-                views.append((view_of(output, narrowing, f"{base}feeds/{output.name}.xml",
-                                      base, stylesheet=False),
+                items = items_of(output, Narrowing(), version(output))[:INDEX_ITEMS]
+                views.append((view_of(output, items, Narrowing(),
+                                      f"{base}feeds/{output.name}.xml", base, stylesheet=False),
                               feed_urls(base, output.name)))
             body = emit_index(views, f"{base}healthz")
             updated = max((v.updated for v, _ in views), default=datetime.now(UTC))
             return Rendered(body, HTML_TYPE, updated)
 
-        return cache.get(("/", base), version(None), make)
+        return renderings.get(("/", base), at, make)
 
     async def feed(request: Request) -> Response:
         name, fmt = request.path_params["name"], request.path_params["fmt"]
@@ -261,51 +268,42 @@ def _narrowing(request: Request, output: Output) -> Narrowing:
                      limit=limit)
 
 
-def _quality(accept: str, media_types: tuple[str, ...]) -> float:
-    """The q Accept gives the best of these types, a type/* or */* counting for them."""
-    best = 0.0
-    for part in accept.split(","):
-        media, _, params = part.strip().partition(";")
-        media = media.strip().lower()
+def _weights(header: str) -> dict[str, float]:
+    """An Accept or Accept-Encoding header → {media type or coding: q} (RFC 9110 §12.4.2)."""
+    weights: dict[str, float] = {}
+    for part in header.split(","):
+        token, _, params = part.partition(";")
         q = 1.0
         for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "q":
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
                 try:
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        if any(media == t or media == "*/*" or media == t.split("/")[0] + "/*"
-               for t in media_types):
-            best = max(best, q)
-    return best
+        if token.strip():
+            weights[token.strip().lower()] = q
+    return weights
 
 
 def _prefers_html(request: Request, fmt: str) -> bool:
-    """A browser (text/html ranked above any type of the feed); readers that send */* or
-    nothing get the feed."""
-    accept = request.headers.get("accept", "")
-    if "text/html" not in accept.lower():
-        return False
-    html_q = max((_quality(part, ("text/html",)) for part in accept.split(",")
-                  if "text/html" in part.lower()), default=0.0)
-    return html_q > _quality(accept, FEED_TYPES[fmt])
+    """A browser: text/html named and ranked above every type of the feed (a type/* or
+    */* counting for them); readers that send */* or nothing get the feed."""
+    weights = _weights(request.headers.get("accept", ""))
+    feed_q = max((q for media, q in weights.items()
+                  if media == "*/*" or any(media in (t, t.split("/")[0] + "/*")
+                                           for t in FEED_TYPES[fmt])), default=0.0)
+    return weights.get("text/html", 0.0) > feed_q
 
 
-def _gzip_q(request: Request) -> float:
-    for part in request.headers.get("accept-encoding", "").split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
-            _, _, q = params.strip().partition("q=")
-            try:
-                return float(q) if q else 1.0
-            except ValueError:
-                return 0.0
-    return 0.0
+def _accepts_gzip(request: Request) -> bool:
+    weights = _weights(request.headers.get("accept-encoding", ""))
+    named = [weights[c] for c in ("gzip", "x-gzip") if c in weights]
+    return (max(named) if named else weights.get("*", 0.0)) > 0
 
 
 def _send(request: Request, rendered: Rendered, extra: dict[str, str]) -> Response:
-    compressed = _gzip_q(request) > 0
+    compressed = _accepts_gzip(request)
     headers = {
         "ETag": rendered.gzip_etag if compressed else rendered.etag,
         "Last-Modified": format_datetime(rendered.last_modified, usegmt=True),
