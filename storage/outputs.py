@@ -14,13 +14,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, exists, func, or_, select, tuple_
 
 from crawler.types import AlsoReported, Candidate, StoredArticle
 from storage.articles import articles_t, links_t, source_refs, sources_t, stored_article
 from storage.batching import chunks
 from storage.stories import stories_t
 
+#: sources with fewer articles than this are read as a set; more, by walking the date index
+DRIVING_SET = 5000
 Cursor = tuple[datetime, int]  #: (published_at, id) of the last candidate of a page
 
 
@@ -45,13 +47,36 @@ def _columns() -> Any:
                   func.coalesce(c.search_text, c.content_html).label("raw_text"))
 
 
-def _in_sources(names: Sequence[str] | None) -> Any:
+def _source_ids(conn: Connection, names: Sequence[str]) -> list[int]:
+    return [r.id for r in conn.execute(select(sources_t.c.id)
+                                       .where(sources_t.c.name.in_(list(names))))]
+
+
+def _carried_by(source_ids: list[int]) -> Any:
+    """Per article: is it carried by one of these sources (a probe of the links index)."""
+    return exists().where(links_t.c.article_id == articles_t.c.id,
+                          links_t.c.source_id.in_(source_ids))
+
+
+def _in_sources(conn: Connection, names: Sequence[str] | None) -> Any:
+    """The filter a page of candidates needs, in the form that keeps the page cheap.
+
+    Sources holding few articles: their article ids are the driving set (then sorted by
+    date; at most DRIVING_SET of them). Sources holding many: the date index is walked
+    newest first and each row probed, which stops once the page is full. The other form
+    costs a whole archive's walk for one small source, or a sort of every article of
+    hundreds of sources for each page.
+    """
     if names is None:
         return None
-    carried = (select(links_t.c.article_id)
-               .join(sources_t, sources_t.c.id == links_t.c.source_id)
-               .where(sources_t.c.name.in_(list(names))))
-    return articles_t.c.id.in_(carried)
+    ids = _source_ids(conn, names)
+    held = conn.execute(select(func.count()).select_from(
+        select(links_t.c.id).where(links_t.c.source_id.in_(ids))
+        .limit(DRIVING_SET).subquery())).scalar_one()
+    if held >= DRIVING_SET:
+        return _carried_by(ids)
+    return articles_t.c.id.in_(select(links_t.c.article_id)
+                               .where(links_t.c.source_id.in_(ids)))
 
 
 def candidates(conn: Connection, names: Sequence[str] | None, *, since: datetime | None,
@@ -60,15 +85,14 @@ def candidates(conn: Connection, names: Sequence[str] | None, *, since: datetime
     cursor; only what SQL can decide cheaply (sources, age, length) is filtered here."""
     c = articles_t.c
     where: list[Any] = []
-    if (in_sources := _in_sources(names)) is not None:
+    if (in_sources := _in_sources(conn, names)) is not None:
         where.append(in_sources)
     if since is not None:
         where.append(c.published_at >= since)
     if min_length:
         where.append(or_(c.text_length >= min_length, c.text_length.is_(None)))
-    if after is not None:
-        where.append(or_(c.published_at < after[0],
-                         and_(c.published_at == after[0], c.id < after[1])))
+    if after is not None:  # a row value, so the page starts as a range of the date index
+        where.append(tuple_(c.published_at, c.id) < (after[0], after[1]))
     rows = conn.execute(_columns().where(*where)
                         .order_by(c.published_at.desc(), c.id.desc()).limit(limit)).all()
     return [_candidate(r) for r in rows]
@@ -78,11 +102,12 @@ def story_members(conn: Connection, story_ids: Sequence[int],
                   names: Sequence[str] | None) -> list[Candidate]:
     """Every article of these stories that the output's sources carry."""
     found: list[Candidate] = []
-    in_sources = _in_sources(names)
+    # A story has a few members: found by story_id, each probed for its sources.
+    carried = _carried_by(_source_ids(conn, names)) if names is not None else None
     for part in chunks(list(story_ids)):
         query = _columns().where(articles_t.c.story_id.in_(part))
-        if in_sources is not None:
-            query = query.where(in_sources)
+        if carried is not None:
+            query = query.where(carried)
         found.extend(_candidate(r) for r in conn.execute(query))
     return found
 
