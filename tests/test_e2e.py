@@ -10,11 +10,10 @@ import html
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from bs4 import BeautifulSoup
 from lxml import etree
 
 from crawler.parsers.jekyll import parse_post
+from tests.support import free_port, serving, wait_until
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 JEKYLL = Path(__file__).parent / "data" / "jekyll"
@@ -43,27 +43,9 @@ FORBIDDEN_TAGS = {"script", "style", "iframe", "object", "embed", "form", "butto
 URL_ATTRS = {"href", "src", "srcset", "action", "formaction", "xlink:href", "poster"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def crawler(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True,
                           text=True, timeout=120, **kwargs)
-
-
-def wait_until(check: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def expected_items() -> dict[str, tuple[str, datetime | None]]:
@@ -105,26 +87,9 @@ def crawled(tmp_path: Path, feed_server: Any, make_config: Any) -> Iterator[dict
 
 
 @pytest.fixture
-def served(crawled: dict[str, Any]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crawler", "--config", str(crawled["config"]), "serve",
-         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30), \
-            "crawler serve did not come up"
+def served(crawled: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+    with serving(crawled["config"], tmp_path / "serve.log") as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-            assert process.stdout is not None
-            process.stdout.close()
 
 
 def test_crawl_reports_each_source_and_isolates_the_broken_one(crawled: dict[str, Any]) -> None:

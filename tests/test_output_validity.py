@@ -25,15 +25,12 @@ import io
 import json
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +43,8 @@ import jsonschema
 import pytest
 from lxml import etree
 from lxml import html as lxml_html
+
+from tests.support import serving
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -309,24 +308,6 @@ def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None) 
         connection.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
 class StaticServer:
     """The fixture files on 127.0.0.1, each with the headers the corpus says to serve it with."""
 
@@ -507,32 +488,8 @@ class Served:
 @pytest.fixture(scope="module", params=["article", "story"], ids=lambda p: f"collapse-{p}")
 def served(request: pytest.FixtureRequest, corpus: Corpus) -> Iterator[Served]:
     collapse = request.param
-    port = free_port()
-    log = corpus.folder / f"serve-{collapse}.log"
-    with log.open("w", encoding="utf-8") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crawler", "--config", str(corpus.config(collapse)), "serve",
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            def up() -> bool:
-                if process.poll() is not None:
-                    pytest.fail(f"crawler serve exited with {process.returncode}:\n"
-                                + log.read_text(encoding="utf-8")[-3000:])
-                return fetch(f"{base}/healthz").status == 200
-
-            assert wait_until(up, 30), \
-                "crawler serve did not come up: " + log.read_text(encoding="utf-8")[-3000:]
-            yield Served(collapse, base, log)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(timeout=10)
+    with serving(corpus.config(collapse), corpus.folder / f"serve-{collapse}.log") as base:
+        yield Served(collapse, base, corpus.folder / f"serve-{collapse}.log")
 
 
 def rss_items(served: Served) -> list[tuple[str, etree._Element]]:

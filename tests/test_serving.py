@@ -8,11 +8,8 @@ import base64
 import hashlib
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import pytest
 from lxml import etree
 
 from crawler.emitters.html import STYLE
+from tests.support import serving
 
 ARCHIVE = Path(__file__).parent / "data" / "jekyll"
 PALAU_CNA_LINK = "https://www.cna.com.tw/news/firstnews/202008280330.aspx"
@@ -32,12 +30,6 @@ BROWSER_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/a
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True,
                           text=True, timeout=180)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -74,30 +66,8 @@ outputs:
 """, encoding="utf-8")
     crawled = _run("--config", str(config), "crawl", "archive")
     assert crawled.returncode == 0, crawled.stdout + crawled.stderr
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crawler", "--config", str(config), "serve", "--port",
-         str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("crawler serve did not come up")
+    with serving(config, tmp / "serve.log") as base:
         yield {"base": base, "config": config, "later": later}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
 
 
 def test_a_browser_gets_a_page_a_reader_gets_the_feed(site: dict[str, Any]) -> None:
