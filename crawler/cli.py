@@ -22,7 +22,9 @@ from rich.table import Table
 
 from crawler import config as config_module
 from crawler.errors import ConfigError, CrawlerError, StorageError
-from crawler.types import Config, CrawlOutcome, StoryExplanation, StoryMember
+from crawler.logs import LOG_FORMATS
+from crawler.logs import configure as configure_logging
+from crawler.types import Config, CrawlOutcome, SourceStatus, StoryExplanation, StoryMember
 
 if TYPE_CHECKING:
     from storage import Storage
@@ -39,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                             help="feeds.yaml to use (default: $CRAWLER_CONFIG or ./feeds.yaml)")
         common.add_argument("-v", "--verbose", action="store_true", default=default or False,
                             help="log more")
+        common.add_argument("--log-format", choices=LOG_FORMATS, default=default or "text",
+                            help="text (default) or json: one JSON object per line, with "
+                                 "source, url, status and outcome fields on fetch lines")
         return common
 
     common = options(argparse.SUPPRESS)
@@ -51,9 +56,14 @@ def _parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, parents=[common], help=text, description=text)
         command.add_argument("--host", default=None, help="address to bind (settings.host)")
         command.add_argument("--port", type=int, default=None, help="port (settings.port)")
-    crawl = commands.add_parser("crawl", parents=[common], help="crawl now",
-                                description="Crawl now: every enabled source, or those named.")
+    crawl = commands.add_parser(
+        "crawl", parents=[common], help="crawl now",
+        description="Crawl now: every enabled source, or those named. Sources backing off "
+                    "after errors or a Retry-After, and those stopped by a 410, are left "
+                    "alone unless --force.")
     crawl.add_argument("names", nargs="*", metavar="NAME", help="source names from feeds.yaml")
+    crawl.add_argument("--force", action="store_true",
+                       help="fetch even sources that are backing off or stopped")
     crawl.add_argument("--json", action="store_true",
                        help="print the totals as one JSON line instead of a table")
     export = commands.add_parser(
@@ -87,18 +97,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
+    terminal = None
     if sys.stderr.isatty():
         # Through rich, so log lines print above a progress bar instead of breaking it.
         from rich.logging import RichHandler
 
-        logging.basicConfig(level=level, format="%(name)s: %(message)s",
-                            handlers=[RichHandler(console=STDERR, show_path=False)])
-    else:
-        logging.basicConfig(level=level, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        terminal = RichHandler(console=STDERR, show_path=False)
+    configure_logging(args.log_format, verbose=args.verbose, terminal=terminal)
     err = Console(stderr=True)
     try:
         config = config_module.load(args.config)
@@ -128,7 +133,7 @@ def _with_storage(args: argparse.Namespace, config: Config) -> int:
     try:
         storage.sync_sources(config.sources, datetime.now(UTC))
         if args.command == "crawl":
-            return _crawl(config, storage, args.names, as_json=args.json)
+            return _crawl(config, storage, args.names, as_json=args.json, force=args.force)
         if args.command == "status":
             return _status(storage)
         if args.command == "export":
@@ -198,7 +203,8 @@ def _import_opml(config: Config, file: str, *, dry_run: bool) -> int:
     return 0
 
 
-def _crawl(config: Config, storage: Storage, names: list[str], *, as_json: bool) -> int:
+def _crawl(config: Config, storage: Storage, names: list[str], *, as_json: bool,
+           force: bool = False) -> int:
     from crawler.pipeline import Crawler
 
     known = {s.name for s in config.sources}
@@ -223,21 +229,45 @@ def _crawl(config: Config, storage: Storage, names: list[str], *, as_json: bool)
 
     try:
         with progress:
-            outcomes = asyncio.run(crawler.crawl(names or None, on_start=started,
-                                                 on_outcome=finished))
+            outcomes = asyncio.run(crawler.crawl(names or None, force=force,
+                                                 on_start=started, on_outcome=finished))
     finally:
         crawler.close()
     errors = [o for o in outcomes if o.error]
+    skipped = _left_alone(config, storage, names, {o.source for o in outcomes})
     if as_json:
         print(json.dumps({
             "sources": len(outcomes), "new": sum(o.new for o in outcomes),
             "updated": sum(o.updated for o in outcomes),
             "unchanged": sum(o.unchanged for o in outcomes),
             "not_modified": sum(1 for o in outcomes if o.not_modified),
-            "errors": len(errors)}))
+            "errors": len(errors),
+            "skipped": {s.name: _why_left_alone(s) for s in skipped}}))
     else:
         console.print(_summary(outcomes))
+        for status in skipped:
+            console.print(f"[yellow]left alone:[/] {status.name}: {_why_left_alone(status)}",
+                          highlight=False)
+        if skipped:
+            console.print("crawl them anyway with --force", highlight=False)
     return 1 if errors else 0
+
+
+def _left_alone(config: Config, storage: Storage, names: list[str],
+                crawled: set[str]) -> list[SourceStatus]:
+    """The sources asked for (all enabled ones by default) that the crawl did not take."""
+    wanted = set(names) if names else {s.name for s in config.sources if s.enabled}
+    return [s for s in storage.statuses()
+            if s.name in wanted and s.name not in crawled and s.enabled]
+
+
+def _why_left_alone(status: SourceStatus) -> str:
+    if status.stopped:
+        return status.stopped
+    if status.error_count:
+        return (f"backing off after {status.error_count} error(s) until "
+                f"{_when(status.next_check_at)}: {status.last_error}")
+    return "being fetched by another worker"
 
 
 def _export(config: Config, storage: Storage, folder: str, output_name: str,
@@ -358,17 +388,50 @@ def _summary(outcomes: list[CrawlOutcome]) -> Table:
 def _status(storage: Storage) -> int:
     rows = storage.statuses()
     table = Table(title="sources")
-    for column in ("source", "last fetch", "HTTP", "articles", "last error", "next check"):
+    for column in ("source", "last fetch", "HTTP", "articles", "state", "next check"):
         table.add_column(column, overflow="fold")
     for s in rows:
-        next_check = "disabled" if not s.enabled else _when(s.next_check_at)
-        error = s.last_error or ""
-        if error and s.error_count > 1:
-            error = f"{error} ({s.error_count} in a row)"
+        state, style = _state(s)
         table.add_row(s.name, _when(s.last_fetch_at), str(s.last_status or "-"),
-                      str(s.articles), f"[red]{error}[/]" if error else "", next_check)
+                      str(s.articles), f"[{style}]{state}[/]" if style else state,
+                      "disabled" if not s.enabled else
+                      "never (stopped)" if s.stopped else _when(s.next_check_at))
     _console().print(table)
+    backing_off = sum(1 for s in rows if s.enabled and s.error_count and not s.stopped)
+    stopped = sum(1 for s in rows if s.enabled and s.stopped)
+    if backing_off or stopped:
+        _console().print(f"{backing_off} backing off, {stopped} stopped", highlight=False)
     return 0
+
+
+def _state(status: SourceStatus) -> tuple[str, str]:
+    """What a source is doing, and why, in words; and the colour to say it in."""
+    notes: list[str] = []
+    style = ""
+    if status.stopped:
+        notes.append(status.stopped)
+        style = "red"
+    elif status.error_count:
+        notes.append(f"backing off ({status.error_count} error"
+                     f"{'s' if status.error_count > 1 else ''} in a row): {status.last_error}")
+        style = "red"
+    if status.moved_to:
+        notes.append(f"moved permanently to {status.moved_to}; fetched from there (update "
+                     "its url in feeds.yaml)")
+        style = style or "yellow"
+    hints = status.hints
+    asked = [f"ttl {hints.ttl // 60} min" if hints.ttl else "",
+             f"updates every {hints.update_every // 60} min" if hints.update_every else "",
+             "skips GMT hours " + ",".join(map(str, hints.skip_hours)) if hints.skip_hours
+             else "",
+             "skips " + ",".join(_DAY_NAMES[d] for d in hints.skip_days) if hints.skip_days
+             else ""]
+    if any(asked):
+        notes.append("publisher asks: " + "; ".join(a for a in asked if a))
+    return ("; ".join(notes) or "ok"), style
+
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def _console() -> Console:

@@ -7,6 +7,7 @@ Environment: ``CRAWLER_DATABASE`` overrides ``settings.database``.
 
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import os
 import re
@@ -54,11 +55,15 @@ SETTINGS_FIELDS = {
     "port": _Field(int),
     "interval": _Field(int),
     "concurrency": _Field(int),
+    "host_concurrency": _Field(int),
+    "host_delay": _Field((str, int, float)),
+    "max_backoff": _Field((str, int)),
     "timeout": _Field((int, float)),
     "user_agent": _Field(str),
     "max_bytes": _Field(int),
     "parse_workers": _Field(int),
     "allowed_networks": _Field(list),
+    "allow_private_networks": _Field(bool),
     "stories": _Field(dict),
 }
 STORY_FIELDS = {
@@ -78,6 +83,7 @@ SOURCE_FIELDS = {
     "site": _Field(str),
     "priority": _Field(int),
     "language": _Field(str),
+    "encoding": _Field(str),
 }
 OUTPUT_FIELDS = {
     "name": _Field(str, required=True),
@@ -270,7 +276,8 @@ def _settings(
         return Settings()
     node = top["settings"][1]
     found = check.mapping(node, "settings", SETTINGS_FIELDS, loader)
-    for key in ("port", "interval", "concurrency", "timeout", "max_bytes"):
+    for key in ("port", "interval", "concurrency", "host_concurrency", "timeout",
+                "max_bytes"):
         check.positive(found, key, "settings")
     if "port" in found and found["port"][0] > 65535:
         check.problem(found["port"][1], "settings.port", "must be at most 65535")
@@ -279,6 +286,17 @@ def _settings(
     values = {key: value for key, (value, _) in found.items()}
     if "timeout" in values:
         values["timeout"] = float(values["timeout"])
+    for key, least in (("max_backoff", 60), ("host_delay", 0)):
+        if key in found:
+            value, value_node = found[key]
+            seconds = (float(value) if isinstance(value, float) and value >= 0
+                       else parse_duration(value))
+            if seconds is None or seconds < least:
+                check.problem(value_node, f"settings.{key}",
+                              f"{value!r}: write a duration of at least {least} s, such as "
+                              + ("24h or 90m" if least else "2s, 1m or 0.5 (0 for none)"))
+            else:
+                values[key] = seconds if key == "host_delay" else int(seconds)
     if "allowed_networks" in found:
         value, value_node = found["allowed_networks"]
         networks = check.string_list(value, value_node, "settings.allowed_networks")
@@ -381,8 +399,31 @@ def _sources(
                 site=found.get("site", (None, None))[0],
                 priority=found.get("priority", (0, None))[0],
                 language=_language(check, found, "language", where),
+                encoding=_encoding(check, found, where),
             ))
     return tuple(sources)
+
+
+def _encoding(check: _Checker, found: dict[str, tuple[Any, yaml.Node]],
+              where: str) -> str | None:
+    """A codec Python can decode text with, by its canonical name; the override only
+    applies where this project decodes a feed's bytes itself (format: feed)."""
+    if "encoding" not in found:
+        return None
+    value, node = found["encoding"]
+    try:
+        name = codecs.lookup(value.strip()).name
+        # base64, rot13, zlib... are codecs too, but not text encodings: decoding refuses
+        # them (empty bytes would not: Python returns "" before asking the codec).
+        b"x".decode(name, errors="replace")
+    except LookupError:
+        check.problem(node, f"{where}.encoding",
+                      f"{value!r} is not a text encoding Python knows (big5, gb18030, utf-8, ...)")
+        return None
+    if found.get("format", ("feed", None))[0] != "feed":
+        check.problem(node, f"{where}.encoding", "applies to format: feed only")
+        return None
+    return name
 
 
 def _outputs(

@@ -62,11 +62,25 @@ def http_charset(content_type: str | None) -> str | None:
     return normalize_label(match.group(1)) if match else None
 
 
-def decode(body: bytes, content_type: str | None = None) -> tuple[str, str, tuple[str, ...]]:
-    """Return (text, encoding used, warnings). Never raises; bad bytes become U+FFFD."""
+def decode(body: bytes, content_type: str | None = None, *,
+           override: str | None = None) -> tuple[str, str, tuple[str, ...]]:
+    """Return (text, encoding used, warnings). Never raises; bad bytes become U+FFFD.
+
+    ``override`` (a source's ``encoding:`` in feeds.yaml) beats the HTTP charset, the
+    declaration and detection: a GBK label on Big5 bytes decodes without error, so no
+    detection can see through it, and only the user knows. A BOM still wins: it cannot
+    be there by accident in a Big5 or GB document, which starts with ASCII ``<``.
+    """
     for bom, name in BOMS:
         if body.startswith(bom):
             return body[len(bom):].decode(name, errors="replace"), name, ()
+    if override:
+        name = normalize_label(override) or override
+        text = body.decode(name, errors="replace")
+        if "\ufffd" in text:  # the status should say when the override itself looks wrong
+            return text, name, (f"encoding {name} from feeds.yaml; invalid bytes replaced "
+                                "by U+FFFD",)
+        return text, name, ()
     found = (http_charset(content_type), declared_charset(body))
     labels = list(dict.fromkeys(label for label in found if label))
     for name in labels or ["utf-8"]:

@@ -11,14 +11,13 @@ second never times out (measured: 135 s for a 5 s timeout; see RELIABILITY.md §
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
 
-from crawler.errors import BlockedURL, FetchError, FetchTimeout, HTTPStatusError, TooLarge
+from crawler.errors import FetchError, FetchTimeout, HTTPStatusError, TooLarge
+from crawler.netguard import AddressPolicy, guarded_transport
 from crawler.types import CachingInfo, Fetched, NotModified
 
 MAX_REDIRECTS = 5
@@ -32,16 +31,20 @@ ACCEPT = (
 )
 
 
-def make_client(*, user_agent: str, concurrency: int, timeout: float) -> httpx.AsyncClient:
+def make_client(*, user_agent: str, concurrency: int, timeout: float,
+                policy: AddressPolicy | None = None) -> httpx.AsyncClient:
     """One client for a whole crawl, so connections to the same host are reused.
 
     The pool is kept at the fetch concurrency: httpcore scans every pooled connection per
-    request, so a bigger pool is slower (PERF.md, finding 4).
+    request, so a bigger pool is slower (PERF.md, finding 4). ``policy`` None connects
+    anywhere (tests, tools); the crawler always passes one, checked on every connection.
     """
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return httpx.AsyncClient(
         headers={"User-Agent": user_agent, "Accept": ACCEPT},
         timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        limits=limits,
+        transport=guarded_transport(policy, limits) if policy is not None else None,
         follow_redirects=False,
     )
 
@@ -54,14 +57,10 @@ async def fetch(
     max_bytes: int,
     deadline: float,
     headers: dict[str, str] | None = None,
-    address_policy: AddressPolicy | None = None,
 ) -> Fetched | NotModified:
-    """``address_policy`` None fetches from anywhere (tests, tools); the crawler always
-    passes one, so a feed or its redirects cannot reach private or loopback addresses."""
     try:
         async with asyncio.timeout(deadline):
-            return await _fetch(client, url, caching, max_bytes, headers or {},
-                                address_policy)
+            return await _fetch(client, url, caching, max_bytes, headers or {})
     except TimeoutError as exc:
         raise FetchTimeout(f"no complete answer within {deadline:g} s") from exc
     except httpx.TimeoutException as exc:
@@ -81,7 +80,7 @@ async def fetch(
 
 async def _fetch(
     client: httpx.AsyncClient, url: str, caching: CachingInfo, max_bytes: int,
-    extra: dict[str, str], policy: AddressPolicy | None,
+    extra: dict[str, str],
 ) -> Fetched | NotModified:
     headers: dict[str, str] = dict(extra)
     if caching.etag:
@@ -92,8 +91,6 @@ async def _fetch(
     permanent: str | None = None
     # Redirects are followed by hand so the hop count is ours and a 301/308 can be reported.
     for _hop in range(MAX_REDIRECTS + 1):
-        if policy is not None:
-            await policy.check(current)
         request = client.build_request("GET", current, headers=headers)
         response = await client.send(request, stream=True)
         try:
@@ -102,7 +99,8 @@ async def _fetch(
                 # unread streamed response closes the connection, and every poll would pay
                 # for a new one.
                 await response.aread()
-                return NotModified(url=url, caching=_caching(response, caching))
+                return NotModified(url=url, caching=_caching(response, caching),
+                                   fresh_for=fresh_for(response.headers))
             if response.status_code in REDIRECTS:
                 location = response.headers.get("Location")
                 if not location:
@@ -136,10 +134,19 @@ async def _fetch(
                 content_type=response.headers.get("Content-Type"),
                 caching=_caching(response, CachingInfo()),
                 permanent_redirect=permanent,
+                fresh_for=fresh_for(response.headers),
             )
         finally:
             await response.aclose()
     raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})")
+
+
+def host_of(url: str) -> str:
+    """The host a URL names, lower-cased, as requests to it are counted; "" if none."""
+    try:
+        return httpx.URL(url).host.lower()
+    except httpx.InvalidURL:
+        return ""
 
 
 def retry_after(value: str | None) -> float | None:
@@ -163,6 +170,38 @@ def retry_after(value: str | None) -> float | None:
     return min(seconds, MAX_RETRY_AFTER)
 
 
+def fresh_for(headers: httpx.Headers) -> float | None:
+    """How long the answer stays fresh, as the server says (RFC 9111 §4.2.1): max-age beats
+    Expires; no-cache, no-store and an Expires already past say nothing about polling."""
+    directives = {}
+    for part in headers.get("Cache-Control", "").split(","):
+        name, _, value = part.strip().partition("=")
+        directives[name.strip().lower()] = value.strip().strip('"')
+    if "no-store" in directives or "no-cache" in directives:
+        return None
+    if "max-age" in directives:
+        age = directives["max-age"]
+        return float(age) if age.isdigit() and int(age) > 0 else None
+    expires = headers.get("Expires")
+    if not expires:
+        return None
+    try:
+        when = parsedate_to_datetime(expires)
+    except (TypeError, ValueError, IndexError):
+        return None  # "Expires: 0" and other junk mean already stale
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    date = headers.get("Date")
+    try:
+        base = parsedate_to_datetime(date) if date else datetime.now(UTC)
+    except (TypeError, ValueError, IndexError):
+        base = datetime.now(UTC)
+    if base.tzinfo is None:
+        base = base.replace(tzinfo=UTC)
+    seconds = (when - base).total_seconds()
+    return seconds if seconds > 0 else None
+
+
 def _caching(response: httpx.Response, previous: CachingInfo) -> CachingInfo:
     # A 304 may carry fresher validators; keep the old ones where it carries none (RFC 9111 §4.3.4).
     return CachingInfo(
@@ -184,48 +223,3 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
             raise TooLarge(f"body is over the {max_bytes}-byte cap")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-class AddressPolicy:
-    """Which addresses a fetch may go to: public ones, plus the configured networks.
-
-    Checked on the resolved addresses of every hop, before the request (a redirect to
-    127.0.0.1, 169.254.169.254 or 10.x is refused; so is a name that resolves there). A DNS
-    answer that changes between this check and httpx's own lookup is not caught.
-    """
-
-    def __init__(self, allowed_networks: tuple[str, ...] = ()) -> None:
-        self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
-        self._verdicts: dict[tuple[str, int], str | None] = {}  #: (host, port) → refusal
-
-    def permits(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return ip.is_global or any(ip in network for network in self.allowed)
-
-    async def check(self, url: str) -> None:
-        parsed = httpx.URL(url)
-        key = (parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
-        # One lookup per host and crawl: a thousand feeds on one host ask once.
-        if key not in self._verdicts:
-            self._verdicts[key] = await self._refusal(*key)
-        refusal = self._verdicts[key]
-        if refusal is not None:
-            raise BlockedURL(refusal)
-
-    async def _refusal(self, host: str, port: int) -> str | None:
-        try:
-            addresses = [str(ipaddress.ip_address(host))]  # a literal needs no lookup
-        except ValueError:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                raise FetchError(f"cannot resolve {host}: {exc}") from exc
-            addresses = [str(info[4][0]) for info in infos]
-        for address in addresses:
-            if not self.permits(address):
-                return (f"{host} is {address}, not a public address; list its network in "
-                        "settings.allowed_networks to fetch from it")
-        return None

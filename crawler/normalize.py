@@ -82,7 +82,14 @@ def normalize(item: ParsedItem, base_url: str) -> Article:
     if link and not link.startswith(("http://", "https://")):
         link = None
     body = xml_safe(item.content_html or item.summary_html)
-    content = sanitize_html(body + render_comments(item.comments), link or base_url)
+    # A declared xml:base is what the feed says its relative URLs mean (an Atom entry's
+    # content may sit under /img/ while its link is an article page); one that is not a
+    # valid http(s) URL is ignored rather than allowed to drop every relative link.
+    declared = safe_url(item.base, base_url) if item.base else None
+    if declared and not declared.startswith(("http://", "https://")):
+        declared = None
+    content = sanitize_html(body + render_comments(item.comments),
+                            declared or link or base_url)
     text = plain_text(content)
     summary_source = item.summary_html if item.summary_html and item.content_html else content
     summary = plain_text(summary_source)[:SUMMARY_MAX]

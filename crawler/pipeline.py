@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import os
-import random
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,16 +27,23 @@ from multiprocessing import get_context
 from typing import Any, TypeVar
 
 from crawler.errors import CrawlerError, FetchError, ParseError, SourceError, StorageError
-from crawler.fetch import AddressPolicy, fetch, make_client
+from crawler.fetch import fetch, host_of, make_client
 from crawler.local import read_folder
+from crawler.logs import log_outcome
+from crawler.netguard import AddressPolicy
 from crawler.normalize import canonical_url
+from crawler.schedule import next_check_after_error, next_check_after_success
 from crawler.types import (
     FOLDER_FILES,
     Article,
     CachingInfo,
     Config,
     CrawlOutcome,
+    FeedBody,
     Fetched,
+    FetchState,
+    NotModified,
+    PublisherHints,
     Source,
     is_local,
 )
@@ -43,7 +51,7 @@ from crawler.workers import (
     PRELOAD,
     article_from_page,
     article_from_ptt_post,
-    articles_from_body,
+    feed_from_body,
     limit_worker_memory,
     ptt_index_urls,
 )
@@ -51,12 +59,16 @@ from storage import Storage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_BACKOFF = timedelta(hours=24)
 PARSE_DEADLINE = 60.0
 LEASE = timedelta(minutes=10)
 UNCHANGED_BATCH = 100
 MAX_PAGES = 50  #: article pages fetched per source per crawl (full_text)
 PAGE_CONCURRENCY = 4  #: of those, at once: one site, so politely
+
+
+def source_url(source: Source, state: FetchState) -> str:
+    """Where the feed is fetched from: where a 301/308 moved it, or feeds.yaml's url."""
+    return state.moved_to or source.url
 
 
 class SameFailure(ParseError):
@@ -75,15 +87,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def next_check_after_success(now: datetime, interval: int) -> datetime:
-    # ±10 % jitter spreads sources that were added together over the interval.
-    return now + timedelta(seconds=interval * random.uniform(0.9, 1.1))
+def address_policy(config: Config) -> AddressPolicy:
+    """Hosts the user wrote in feeds.yaml may be on any address; nothing else may be on a
+    private one unless the settings say so."""
+    settings = config.settings
+    hosts = [host_of(s.url) for s in config.sources if not is_local(s.format, s.url)]
+    return AddressPolicy(settings.allowed_networks, hosts,
+                         allow_private=settings.allow_private_networks)
 
 
-def next_check_after_error(now: datetime, interval: int, failures: int) -> datetime:
-    """Exponential back-off: interval × 2^(failures-1), at most a day."""
-    delay: timedelta = timedelta(seconds=interval) * (2 ** max(0, min(failures - 1, 16)))
-    return now + min(delay, MAX_BACKOFF)
+def spread_by_host(names: Sequence[str], hosts: dict[str, str]) -> list[str]:
+    """Round-robin over hosts: the fetch slots go to as many hosts as there are, instead of
+    all waiting on one host's limit while the sources of the others wait for a slot."""
+    queues: dict[str, list[str]] = {}
+    for name in names:
+        queues.setdefault(hosts.get(name, ""), []).append(name)
+    order: list[str] = []
+    for round_ in itertools.zip_longest(*queues.values()):
+        order += [name for name in round_ if name is not None]
+    return order
 
 
 class Crawler:
@@ -98,7 +120,9 @@ class Crawler:
         # One writer thread: SQLite has one writer anyway, and the event loop never blocks.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawler-db")
         self._pool: ProcessPoolExecutor | None = None
-        self._address_policy = AddressPolicy(config.settings.allowed_networks)
+        self._pool_lock = threading.Lock()  #: two parses may ask for the pool at once
+        #: per host, the requests it may be sent at once (settings.host_concurrency)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
         #: sources found unchanged (304, or the same body again), not yet written
         self._unchanged: list[tuple[str, CachingInfo, datetime, int]] = []
 
@@ -108,16 +132,28 @@ class Crawler:
             self._pool = None
         self._db.shutdown(wait=True)
 
-    def _workers(self) -> ProcessPoolExecutor:
+    async def _workers(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            # Starting the forkserver imports the parse stack, and the first submit waits for
+            # the workers: a second or two that, on the event loop, would stall the HTTP
+            # server and every fetch in flight (and bunch up requests spaced by host_delay).
+            await asyncio.to_thread(self._start_workers)
+        assert self._pool is not None
+        return self._pool
+
+    def _start_workers(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                return
             count = self.config.settings.parse_workers or os.cpu_count() or 1
             # forkserver: forking a process that runs threads (httpx, the db thread) is unsafe.
             # The forkserver loads the parse stack once; each worker starts with it loaded.
             context = get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
-            self._pool = ProcessPoolExecutor(max_workers=count, mp_context=context,
-                                             initializer=limit_worker_memory)
-        return self._pool
+            pool = ProcessPoolExecutor(max_workers=count, mp_context=context,
+                                       initializer=limit_worker_memory)
+            pool.submit(os.getpid).result(timeout=PARSE_DEADLINE)
+            self._pool = pool
 
     def _kill_workers(self) -> None:
         pool, self._pool = self._pool, None
@@ -130,12 +166,14 @@ class Crawler:
     async def _in(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
-    async def crawl_due(self, batch: int, max_batches: int = 1000) -> list[CrawlOutcome]:
+    async def crawl_due(self, batch: int, max_batches: int = 1000,
+                        on_outcome: Callable[[CrawlOutcome], None] | None = None,
+                        ) -> list[CrawlOutcome]:
         """The daemon's tick: claim due sources a batch at a time until none is due, so that
         several daemons on one database share the work instead of one taking it all."""
         outcomes: list[CrawlOutcome] = []
         for _ in range(max_batches):
-            done = await self.crawl(due_only=True, limit=batch)
+            done = await self.crawl(due_only=True, limit=batch, on_outcome=on_outcome)
             if not done:
                 break
             outcomes += done
@@ -143,42 +181,49 @@ class Crawler:
 
     async def crawl(
         self, names: Sequence[str] | None = None, *, due_only: bool = False,
-        limit: int = 100_000,
+        force: bool = False, limit: int = 100_000,
         on_outcome: Callable[[CrawlOutcome], None] | None = None,
         on_start: Callable[[int], None] | None = None,
     ) -> list[CrawlOutcome]:
-        """Crawl the named sources (or all enabled ones); return one outcome per source."""
+        """Crawl the named sources (or all enabled ones); return one outcome per source.
+
+        Sources backing off after errors, waiting out a Retry-After, or stopped (410) are
+        left alone unless ``force``."""
         claimed = await self._in(self._db, lambda: self.storage.claim(
             now=self.now(), lease=LEASE, owner=self.owner, names=names, due_only=due_only,
-            limit=limit))
+            force=force, limit=limit))
         if on_start is not None:
             on_start(len(claimed))
         if not claimed:
             return []
         settings = self.config.settings
         by_name = {s.name: s for s in self.config.sources}
-        caching = await self._in(self._db, self.storage.caching_infos, claimed)
-        # One per crawl: built from the running config (a reload takes effect on the next
-        # crawl), and caching each host's lookup for the crawl's length.
-        self._address_policy = AddressPolicy(settings.allowed_networks)
+        states = await self._in(self._db, self.storage.fetch_states, claimed)
         semaphore = asyncio.Semaphore(settings.concurrency)
+        self._host_slots = {}
         outcomes: list[CrawlOutcome] = []
         self._unchanged = []
+        hosts = {n: host_of(states[n].moved_to or by_name[n].url)
+                 for n in claimed if n in by_name and n in states}
 
         async def one(name: str) -> None:
             async with semaphore:
                 outcome = await self._crawl_source(client, by_name[name],
-                                                   caching.get(name, CachingInfo()))
+                                                   states.get(name, FetchState()))
             outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
             if len(self._unchanged) >= UNCHANGED_BATCH:
                 await self._flush_unchanged()
 
+        # The address policy is built from the running config, so a reload that adds a host
+        # takes effect on the next crawl.
         async with make_client(user_agent=settings.user_agent, concurrency=settings.concurrency,
-                               timeout=settings.timeout) as client:
+                               timeout=settings.timeout,
+                               policy=address_policy(self.config)) as client:
             try:
-                await asyncio.gather(*(one(n) for n in claimed if n in by_name))
+                await asyncio.gather(*(one(n) for n in spread_by_host(claimed, hosts)
+                                       if n in by_name))
             finally:
                 await self._flush_unchanged()
                 done = {o.source for o in outcomes}
@@ -199,10 +244,11 @@ class Crawler:
                 log.error("could not record %d unchanged sources: %s", len(batch), exc)
 
     async def _crawl_source(self, client: Any, source: Source,
-                            caching: CachingInfo) -> CrawlOutcome:
+                            state: FetchState) -> CrawlOutcome:
         interval = source.interval or self.config.settings.interval
+        started = asyncio.get_running_loop().time()
         try:
-            return await self._fetch_and_store(client, source, interval, caching)
+            outcome = await self._fetch_and_store(client, source, interval, state)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -214,22 +260,35 @@ class Crawler:
             else:
                 log.critical("bug while crawling %s (%s)", source.name, source.url, exc_info=exc)
                 message, status = f"internal error: {type(exc).__name__}: {exc}", None
-            log.warning("%s: %s", source.name, message)
+            # Every stored message starts with its kind; SameFailure repeats the one stored.
+            kind = message.partition(":")[0] if isinstance(exc, CrawlerError) else "internal"
+            # 410 Gone: the publisher says the feed will not come back; asking again every
+            # day would be the hammering it asked us to stop.
+            stop = (f"stopped: HTTP 410 Gone at {source_url(source, state)}; crawl it with "
+                    "--force or change its url to start again") if status == 410 else None
             await self._record_error(source, message, status, interval, retry_after,
-                                     getattr(exc, "body_hash", None))
-            return CrawlOutcome(source=source.name, status=status, error=message)
+                                     getattr(exc, "body_hash", None), state.error_count + 1,
+                                     stop)
+            outcome = CrawlOutcome(source=source.name, status=status, error=message,
+                                   error_kind=kind)
+        # The one line this source's crawl ends in, errors included (crawler.logs).
+        outcome = replace(outcome, url=source_url(source, state),
+                          seconds=asyncio.get_running_loop().time() - started)
+        log_outcome(log, outcome)
+        return outcome
 
     async def _record_error(self, source: Source, message: str, status: int | None,
                             interval: int, retry_after: float | None,
-                            failed_body_hash: str | None) -> None:
+                            failed_body_hash: str | None, failures: int,
+                            stop: str | None) -> None:
         def write() -> None:
             now = self.now()
-            failures = self.storage.error_count(source.name) + 1
-            next_check = next_check_after_error(now, interval, failures)
-            if retry_after is not None:  # the server said when; never sooner than that
-                next_check = max(next_check, now + timedelta(seconds=retry_after))
+            next_check = next_check_after_error(now, interval, failures,
+                                                cap=self.config.settings.max_backoff,
+                                                retry_after=retry_after)
             self.storage.record_error(source.name, message, now=now, status=status,
-                                      next_check=next_check, failed_body_hash=failed_body_hash)
+                                      next_check=next_check, failed_body_hash=failed_body_hash,
+                                      stop=stop)
 
         try:
             await asyncio.shield(self._in(self._db, write))
@@ -237,25 +296,32 @@ class Crawler:
             log.error("%s: could not record the error: %s", source.name, exc)
 
     async def _fetch_and_store(self, client: Any, source: Source, interval: int,
-                               caching: CachingInfo) -> CrawlOutcome:
+                               state: FetchState) -> CrawlOutcome:
         settings = self.config.settings
+        caching = state.caching
         local = is_local(source.format, source.url)
+        result: Fetched | NotModified
         if local:
             result = await asyncio.to_thread(read_folder, source.url, caching,
                                              max_bytes=settings.max_bytes,
                                              suffix=FOLDER_FILES[source.format])
         else:
-            result = await fetch(client, source.url, caching, max_bytes=settings.max_bytes,
-                                 deadline=settings.timeout, headers=_headers_for(source),
-                                 address_policy=self._address_policy)
+            result = await self._get(client, source_url(source, state), caching,
+                                     _headers_for(source))
         now = self.now()
+
+        def next_check(hints: PublisherHints) -> datetime:
+            return next_check_after_success(now, interval, cap=settings.max_backoff,
+                                            hints=hints, fresh_for=result.fresh_for)
+
         if isinstance(result, Fetched):
             digest = hashlib.sha256(result.body).hexdigest()
             caching_now = replace(result.caching, body_hash=digest)
             if digest == caching.body_hash:  # the same bytes as last time: nothing to parse
-                self._unchanged.append((source.name, caching_now,
-                                        next_check_after_success(now, interval), result.status))
-                return CrawlOutcome(source=source.name, not_modified=True, status=result.status)
+                self._unchanged.append((source.name, caching_now, next_check(state.hints),
+                                        result.status))
+                return CrawlOutcome(source=source.name, not_modified=True, status=result.status,
+                                    body_bytes=len(result.body))
             if digest == caching.failed_body_hash:  # the same broken bytes: the same error
                 raise SameFailure(caching.failed_error or "parse: the body that failed before",
                                   body_hash=digest)
@@ -263,13 +329,15 @@ class Crawler:
         else:
             self._unchanged.append((source.name, replace(result.caching,
                                                          body_hash=caching.body_hash),
-                                    next_check_after_success(now, interval), 304))
+                                    next_check(state.hints), 304))
             return CrawlOutcome(source=source.name, not_modified=True, status=304)
+        hints = PublisherHints()
         try:
             if source.format == "ptt" and not local:
                 articles, warnings = await self._ptt_posts(client, source, result, now)
             else:
-                articles, warnings = await self._parse(source, result, now)
+                parsed = await self._parse(source, result, now)
+                articles, warnings, hints = parsed.articles, parsed.warnings, parsed.hints
         except ParseError as exc:
             exc.body_hash = digest  # so the same bytes next time are not parsed again
             raise
@@ -278,18 +346,21 @@ class Crawler:
             warnings += more
         if source.language:  # the user's word beats the feed's and the detected one
             articles = tuple(replace(a, language=source.language) for a in articles)
-        if result.permanent_redirect:
-            # feeds.yaml stays the truth; the user is told where the feed went.
-            warnings += (f"moved permanently to {result.permanent_redirect}; "
-                         "update its url in feeds.yaml",)
+        moved_to = result.permanent_redirect
+        if moved_to:
+            # Fetched from there from now on, and shown by `crawler status`; feeds.yaml is
+            # the user's file and is not rewritten behind their back.
+            warnings += (f"moved permanently to {moved_to}; fetched from there from now on "
+                         "(update its url in feeds.yaml to make it stick)",)
         stored = await asyncio.shield(self._in(self._db, lambda: self.storage.record_success(
-            source.name, articles, now=now, next_check=next_check_after_success(now, interval),
-            status=result.status, caching=result.caching)))
+            source.name, articles, now=now, next_check=next_check(hints),
+            status=result.status, caching=result.caching, moved_to=moved_to, hints=hints)))
         for warning in warnings:
             log.info("%s: %s", source.name, warning)
         return CrawlOutcome(source=source.name, new=stored.new, updated=stored.updated,
                             unchanged=stored.unchanged, status=result.status,
-                            warnings=warnings)
+                            warnings=warnings, body_bytes=len(result.body),
+                            merged=stored.merged, copies=stored.copies)
 
     async def _full_text(
         self, client: Any, source: Source, articles: tuple[Article, ...], now: datetime
@@ -348,16 +419,41 @@ class Crawler:
             raise ParseError(f"none of the {len(todo)} new posts could be read: {warnings[0]}")
         return tuple(found), tuple(warnings)
 
-    async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> Any:
-        return await self._in_worker(articles_from_body, source.format, fetched.body,
-                                     fetched.content_type, fetched.final_url, now, source.site)
+    async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> FeedBody:
+        return await self._in_worker(feed_from_body, source.format, fetched.body,
+                                     fetched.content_type, fetched.final_url, now, source.site,
+                                     source.encoding)
+
+    async def _get(self, client: Any, url: str, caching: CachingInfo,
+                   headers: dict[str, str]) -> Fetched | NotModified:
+        """Every request of a crawl: at most settings.host_concurrency at once per host, and
+        settings.host_delay apart per host across every worker on the database."""
+        settings = self.config.settings
+        host = host_of(url)
+        slots = self._host_slots.setdefault(host, asyncio.Semaphore(settings.host_concurrency))
+        async with slots:
+            if settings.host_delay > 0 and host:
+                await self._wait_for_host(host, settings.host_delay)
+            return await fetch(client, url, caching, max_bytes=settings.max_bytes,
+                               deadline=settings.timeout, headers=headers)
+
+    async def _wait_for_host(self, host: str, delay: float) -> None:
+        """Sleep until this request's turn at the host. A turn missed by more than a
+        little (the process was busy) is given up for a new one, or it would go out
+        closer than the gap to the next worker's."""
+        gap = timedelta(seconds=delay)
+        for _ in range(5):
+            slot = await self._in(self._db, lambda: self.storage.reserve_host_slot(
+                host, now=self.now(), gap=gap))
+            wait = (slot - self.now()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if (self.now() - slot).total_seconds() <= min(0.05, delay / 10):
+                return
 
     async def _fetch_page(self, client: Any, source: Source, url: str) -> Fetched:
         """An item's own page (full_text, a PTT post): fetched like a feed, never cached."""
-        settings = self.config.settings
-        page = await fetch(client, url, CachingInfo(), max_bytes=settings.max_bytes,
-                           deadline=settings.timeout, headers=_headers_for(source),
-                           address_policy=self._address_policy)
+        page = await self._get(client, url, CachingInfo(), _headers_for(source))
         if not isinstance(page, Fetched):  # no validators were sent, so not expected
             raise FetchError(f"{url} answered 304 to an unconditional request")
         return page
@@ -365,7 +461,7 @@ class Crawler:
     async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a parse in a worker process under the parse deadline; every failure of the
         worker itself becomes a ParseError."""
-        future = asyncio.get_running_loop().run_in_executor(self._workers(), fn, *args)
+        future = asyncio.get_running_loop().run_in_executor(await self._workers(), fn, *args)
         try:
             return await asyncio.wait_for(future, PARSE_DEADLINE)
         except TimeoutError as exc:

@@ -15,20 +15,31 @@ from crawler.errors import ParseError
 from crawler.fingerprint import body_html, fingerprint
 from crawler.normalize import normalize, plain_text, xml_safe
 from crawler.parsers import parser_for
+from crawler.parsers.feed import parse_feed
 from crawler.parsers.page import parse_page
 from crawler.parsers.ptt import parse_ptt_index, parse_ptt_post
 from crawler.sanitize import sanitize_html
 from crawler.script import detect_language, search_form
-from crawler.types import Article
+from crawler.types import Article, FeedBody
 
 
 def articles_from_body(
     format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime,
-    site: str | None = None,
+    site: str | None = None, encoding: str | None = None,
 ) -> tuple[tuple[Article, ...], tuple[str, ...]]:
-    """Return (articles, warnings); raises ParseError for a body that is not a feed."""
+    """(articles, warnings) of a body; raises ParseError for a body that is not a feed."""
+    found = feed_from_body(format_name, body, content_type, base_url, now, site, encoding)
+    return found.articles, found.warnings
+
+
+def feed_from_body(
+    format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime,
+    site: str | None = None, encoding: str | None = None,
+) -> FeedBody:
+    """The articles of a body, what was recovered from, and what the feed asks of pollers.
+    ``encoding``: the source's ``encoding:`` override (format feed only; config checks)."""
     try:
-        return _articles(format_name, body, content_type, base_url, now, site)
+        return _articles(format_name, body, content_type, base_url, now, site, encoding)
     except MemoryError as exc:
         raise ParseError(f"parsing needed more than {WORKER_MEMORY >> 20} MiB") from exc
     except RecursionError as exc:
@@ -47,16 +58,20 @@ def limit_worker_memory() -> None:
 
 def _articles(
     format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime,
-    site: str | None,
-) -> tuple[tuple[Article, ...], tuple[str, ...]]:
-    parsed = parser_for(format_name)(body, content_type, base_url, now)
+    site: str | None, encoding: str | None = None,
+) -> FeedBody:
+    # Only the feed parser decodes one document itself; the config refuses `encoding:` for
+    # the folder formats, so the registry's common signature stays as it is.
+    parsed = (parse_feed(body, content_type, base_url, now, encoding=encoding) if encoding
+              else parser_for(format_name)(body, content_type, base_url, now))
     articles: dict[str, Article] = {}
     for item in parsed.items:
         article = normalize(clean(item, site), base_url)
         # One identity, one article: the first occurrence in the document wins.
         articles.setdefault(article.item_key, article)
-    return (tuple(with_fingerprint(a, parsed.language) for a in articles.values()),
-            parsed.warnings)
+    return FeedBody(articles=tuple(with_fingerprint(a, parsed.language)
+                                   for a in articles.values()),
+                    warnings=parsed.warnings, hints=parsed.hints)
 
 
 def with_fingerprint(article: Article, declared_language: str = "") -> Article:

@@ -26,3 +26,10 @@ def make_scheduler(
     scheduler.add_job(reload, "interval", seconds=RELOAD_SECONDS, id="reload-config",
                       max_instances=1, coalesce=True, misfire_grace_time=RELOAD_SECONDS * 4)
     return scheduler
+
+
+def run_tick_now(scheduler: AsyncIOScheduler) -> None:
+    """The next crawl tick at once (new sources after a reload need not wait for it)."""
+    job = scheduler.get_job("tick")
+    if job is not None:
+        job.modify(next_run_time=datetime.now(UTC))

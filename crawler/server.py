@@ -2,7 +2,7 @@
 
 GET/HEAD /feeds/{output}.{xml,atom,json,html} (?q=&tag=&source=&limit= narrow it), / (every
 output and its latest items), /opml (the sources), /outputs.opml (our outputs), /feed.xsl,
-/healthz.
+/healthz, /readyz, /metrics.
 
 A rendered output is kept (bytes, strong ETag from those bytes, Last-Modified from its
 newest item) until the database's content version moves or feeds.yaml is reloaded; a poll
@@ -13,6 +13,7 @@ rendering and has its own ETag, as a strong validator must.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import uuid
@@ -35,6 +36,8 @@ from crawler.emitters import EMITTERS
 from crawler.emitters.html import CONTENT_SECURITY_POLICY, emit_html, emit_index, feed_urls
 from crawler.errors import ConfigError, StorageError
 from crawler.filters import Narrowing
+from crawler.metrics import CONTENT_TYPE as METRICS_TYPE
+from crawler.metrics import Metrics
 from crawler.present import feed_language, last_changed, present
 from crawler.selection import select_items
 from crawler.types import Config, FeedView, Output, StoredArticle
@@ -52,6 +55,8 @@ INDEX_ITEMS = 5  #: latest items per output on the index page
 CACHE_ENTRIES = 256  #: renderings kept (bytes of one format, host and query)
 SELECTION_ENTRIES = 64  #: outputs' chosen items kept (one per output and narrowing)
 MAX_QUERY_CHARS = 200
+#: /readyz waits this long for the database: a probe must answer, even if the answer is no
+READY_TIMEOUT = 5.0
 STYLESHEET = files("crawler.emitters").joinpath("feed.xsl").read_bytes()
 #: media types a feed reader might list in Accept for each format
 FEED_TYPES = {
@@ -112,14 +117,15 @@ class _Cache(Generic[T]):
         return value
 
 
-def make_app(config: Callable[[], Config], storage: Storage, health: Health | None = None
-             ) -> Starlette:
+def make_app(config: Callable[[], Config], storage: Storage, health: Health | None = None,
+             metrics: Metrics | None = None) -> Starlette:
     # Two levels: choosing, sanitizing and converting an output's items is the costly part
     # and is the same for every format and every spelling of its URL; writing the bytes is
     # per format, host and query string (the self link is the URL as asked).
     selections: _Cache[tuple[StoredArticle, ...]] = _Cache(SELECTION_ENTRIES)
     renderings: _Cache[Rendered] = _Cache(CACHE_ENTRIES)
     health = health or Health()
+    metrics = metrics or Metrics()
 
     def version(output: Output | None) -> Any:
         # An output with a max_age changes as time passes, even with nothing new stored.
@@ -219,25 +225,53 @@ def make_app(config: Callable[[], Config], storage: Storage, health: Health | No
                         headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=86400"})
 
     async def healthz(request: Request) -> Response:
-        try:
-            await run_in_threadpool(storage.next_due)
-            database = "ok"
-        except StorageError as exc:
-            database = str(exc)
-        healthy = database == "ok" and (health.scheduler_running or not health.crawling)
+        """Liveness: the process answers. It asks nothing of the database, so a database
+        outage makes the daemon unready (/readyz), not restarted in a loop by a supervisor."""
         scheduler = "running" if health.scheduler_running else "stopped"
         body: dict[str, Any] = {
-            "status": "ok" if healthy else "unhealthy",
-            "database": database,
+            "status": "ok",
             "scheduler": scheduler if health.crawling else "off (serve only)",
             "last_tick_at": health.last_tick_at.isoformat() if health.last_tick_at else None,
         }
-        return JSONResponse(body, status_code=200 if healthy else 503,
-                            headers=SECURITY_HEADERS)
+        return JSONResponse(body, headers=SECURITY_HEADERS)
+
+    async def readyz(request: Request) -> Response:
+        """Whether to send traffic here: the database answers a query (in a thread, under
+        a deadline) and, for `crawler run`, the scheduler runs (it stops first on SIGTERM,
+        so a stopping daemon is not ready)."""
+        reasons: list[str] = []
+        try:
+            # asyncio.to_thread rather than run_in_threadpool: a timed-out wait must return
+            # now, and anyio would wait for the thread before delivering the cancellation.
+            await asyncio.wait_for(asyncio.to_thread(storage.next_due), READY_TIMEOUT)
+        except StorageError as exc:
+            reasons.append(f"database unavailable: {exc}")
+        except TimeoutError:
+            reasons.append(f"database did not answer within {READY_TIMEOUT:g} s")
+        if health.crawling and not health.scheduler_running:
+            reasons.append("scheduler not running")
+        body = {"status": "not ready" if reasons else "ready", "reasons": reasons}
+        return JSONResponse(body, status_code=503 if reasons else 200,
+                            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+    def read_metrics() -> bytes:
+        try:  # the gauges that live in the database are read when asked for, never stale
+            oldest_due, in_backoff = storage.backlog()
+            metrics.set_backlog(datetime.now(UTC), oldest_due, in_backoff)
+        except StorageError:
+            metrics.database_down()
+        return metrics.exposition()
+
+    async def metrics_page(request: Request) -> Response:
+        body = await run_in_threadpool(read_metrics)
+        return Response(body, media_type=METRICS_TYPE,
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
     return Starlette(routes=[
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Route("/opml", sources_opml, methods=["GET", "HEAD"]),
         Route("/outputs.opml", outputs_opml, methods=["GET", "HEAD"]),
         Route("/feed.xsl", stylesheet, methods=["GET", "HEAD"]),

@@ -12,8 +12,9 @@ datetime that slips through is an 8-hour error for a Taipei or Beijing feed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 FEED_FORMATS = ("feed", "jekyll", "ptt")
 LOCAL_FORMATS = ("jekyll",)  #: formats whose url is always a folder on this machine
@@ -55,13 +56,19 @@ class Settings:
     port: int = 8080
     interval: int = 1800  #: seconds between two checks of one source
     concurrency: int = 10  #: simultaneous fetches
+    host_concurrency: int = 2  #: simultaneous requests to one host
+    #: seconds between two requests to one host, kept by every worker on the database
+    host_delay: float = 0.0
+    max_backoff: int = 86400  #: longest wait after errors, and longest a publisher may ask
     timeout: float = 30.0  #: total seconds one fetch may take, body included
     user_agent: str = "crawler/0.1 (+https://github.com/chinese-news-crawler/crawler)"
     max_bytes: int = 15 * 1024 * 1024  #: decompressed body cap per fetch
     parse_workers: int = 0  #: processes that parse; 0 means one per CPU
     #: networks (CIDR) a feed may live on besides the public internet: loopback, private,
-    #: link-local and the like are refused by default, on every redirect too (SSRF)
+    #: link-local and the like are refused by default, on every redirect too (SSRF), except
+    #: for hosts written in feeds.yaml
     allowed_networks: tuple[str, ...] = ()
+    allow_private_networks: bool = False  #: true: fetch from any address
     stories: StoryRules = field(default_factory=StoryRules)
 
 
@@ -80,6 +87,9 @@ class Source:
     priority: int = 0
     #: BCP 47 tag of the source's items (zh-TW, zh-CN, en), overriding what the feed says
     language: str | None = None
+    #: the feed's character encoding (a Python codec name), overriding the HTTP charset and
+    #: the XML declaration, for a server that lies in a way detection cannot see through
+    encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,12 +199,54 @@ class Fetched:
     content_type: str | None
     caching: CachingInfo
     permanent_redirect: str | None = None  #: target of a 301/308 on the way, if any
+    #: seconds the server says the answer stays fresh (Cache-Control max-age, Expires)
+    fresh_for: float | None = None
 
 
 @dataclass(frozen=True)
 class NotModified:
     url: str
     caching: CachingInfo
+    fresh_for: float | None = None
+
+
+@dataclass(frozen=True)
+class PublisherHints:
+    """How often a feed asks to be read, from its own body: RSS ``ttl``, ``sy:updatePeriod``
+    and ``sy:updateFrequency``, and the GMT hours and days it asks to be left alone."""
+
+    ttl: int | None = None  #: seconds
+    update_every: int | None = None  #: seconds, the syndication module's period/frequency
+    skip_hours: tuple[int, ...] = ()  #: 0-23, GMT
+    skip_days: tuple[int, ...] = ()  #: 0 (Monday) to 6 (Sunday), GMT
+
+    def to_json(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, ())}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> PublisherHints:
+        return cls(ttl=raw.get("ttl"), update_every=raw.get("update_every"),
+                   skip_hours=tuple(raw.get("skip_hours", ())),
+                   skip_days=tuple(raw.get("skip_days", ())))
+
+
+@dataclass(frozen=True)
+class FeedBody:
+    """A parsed feed body, as a parse worker hands it back."""
+
+    articles: tuple[Article, ...]
+    warnings: tuple[str, ...] = ()
+    hints: PublisherHints = field(default_factory=PublisherHints)
+
+
+@dataclass(frozen=True)
+class FetchState:
+    """What the crawler needs of a source's stored state before fetching it."""
+
+    caching: CachingInfo = field(default_factory=CachingInfo)
+    moved_to: str | None = None  #: where a 301/308 sent us; fetched instead of the url
+    hints: PublisherHints = field(default_factory=PublisherHints)
+    error_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -227,6 +279,9 @@ class ParsedItem:
     #: what a cleaner took out of the text and kept: dateline, credit, publication_code
     metadata: tuple[tuple[str, str], ...] = ()
     comments: tuple[Comment, ...] = ()
+    #: the xml:base in effect for the content, when the feed declared one: relative URLs in
+    #: the content resolve against it rather than against the item's link
+    base: str | None = None
 
     def __post_init__(self) -> None:
         _require_utc("published", self.published)
@@ -240,6 +295,7 @@ class ParsedFeed:
     items: tuple[ParsedItem, ...]
     warnings: tuple[str, ...] = ()  #: what was recovered from (bozo, re-decoded charset)
     language: str = ""  #: as the feed declares it (RSS language, xml:lang, JSON Feed)
+    hints: PublisherHints = field(default_factory=PublisherHints)
 
 
 @dataclass(frozen=True)
@@ -369,9 +425,14 @@ class FeedView:
 
 @dataclass(frozen=True)
 class StoreResult:
-    new: int = 0
+    new: int = 0  #: items this source had not carried (merged ones included)
     updated: int = 0
     unchanged: int = 0
+    #: of the new, those that were an article already stored (same canonical URL or text,
+    #: from any source) and were linked to it instead of stored again
+    merged: int = 0
+    #: new articles that joined a story as a copy of one stored (or earlier in the batch)
+    copies: int = 0
 
 
 @dataclass(frozen=True)
@@ -385,6 +446,9 @@ class SourceStatus:
     error_count: int
     next_check_at: datetime | None
     articles: int
+    moved_to: str | None = None  #: the URL fetched instead of feeds.yaml's, after a 301/308
+    stopped: str | None = None  #: why the source is no longer fetched (410 Gone)
+    hints: PublisherHints = field(default_factory=PublisherHints)
 
 
 @dataclass(frozen=True)
@@ -399,3 +463,17 @@ class CrawlOutcome:
     status: int | None = None
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    # For logs and /metrics:
+    url: str = ""
+    seconds: float = 0.0  #: wall time of the source's crawl: fetch, parse and store
+    body_bytes: int = 0  #: size of the feed document received (0 for a 304 or an error)
+    error_kind: str | None = None  #: the error's kind (timeout, http_status, parse, ...)
+    merged: int = 0  #: see StoreResult
+    copies: int = 0
+
+    @property
+    def outcome(self) -> str:
+        """ok, not_modified, or the error's kind: what logs and /metrics call it."""
+        if self.error is not None:
+            return self.error_kind or "error"
+        return "not_modified" if self.not_modified else "ok"

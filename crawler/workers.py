@@ -11,18 +11,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from crawler.types import Article
+    from crawler.types import Article, FeedBody
 
 PRELOAD = ["crawler.process"]  #: imported once by the forkserver, inherited by each worker
 
 
-def articles_from_body(
+def feed_from_body(
     format_name: str, body: bytes, content_type: str | None, base_url: str, now: datetime,
-    site: str | None = None,
-) -> tuple[tuple[Article, ...], tuple[str, ...]]:
+    site: str | None = None, encoding: str | None = None,
+) -> FeedBody:
     from crawler import process
 
-    return process.articles_from_body(format_name, body, content_type, base_url, now, site)
+    return process.feed_from_body(format_name, body, content_type, base_url, now, site,
+                                  encoding)
 
 
 def article_from_page(

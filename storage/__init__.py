@@ -19,6 +19,8 @@ from crawler.types import (
     Article,
     CachingInfo,
     Candidate,
+    FetchState,
+    PublisherHints,
     Source,
     SourceStatus,
     StoredArticle,
@@ -72,18 +74,23 @@ class Storage:
                     raise
 
     def caching_info(self, name: str) -> CachingInfo:
-        return self.caching_infos([name]).get(name, CachingInfo())
+        return self.fetch_states([name]).get(name, FetchState()).caching
 
-    def caching_infos(self, names: Sequence[str]) -> dict[str, CachingInfo]:
+    def fetch_states(self, names: Sequence[str]) -> dict[str, FetchState]:
         with self._transaction("reading fetch state") as conn:
-            return sources.caching_infos(conn, names)
+            return sources.fetch_states(conn, names)
 
     def claim(self, *, now: datetime, lease: timedelta, owner: str,
               names: Sequence[str] | None = None, due_only: bool = True,
-              limit: int = 100_000) -> list[str]:
+              force: bool = False, limit: int = 100_000) -> list[str]:
         with self._transaction("claiming sources", writes=True) as conn:
             return sources.claim(conn, now=now, lease=lease, owner=owner, names=names,
-                                 due_only=due_only, limit=limit)
+                                 due_only=due_only, force=force, limit=limit)
+
+    def reserve_host_slot(self, host: str, *, now: datetime, gap: timedelta) -> datetime:
+        """When the next request to ``host`` may be sent (settings.host_delay)."""
+        with self._transaction(f"reserving a request to {host}", writes=True) as conn:
+            return sources.reserve_host_slot(conn, host, now=now, gap=gap)
 
     def release(self, names: Sequence[str], owner: str) -> None:
         if names:
@@ -92,7 +99,8 @@ class Storage:
 
     def record_success(
         self, name: str, found: Sequence[Article], *, now: datetime, next_check: datetime,
-        status: int, caching: CachingInfo,
+        status: int, caching: CachingInfo, moved_to: str | None = None,
+        hints: PublisherHints | None = None,
     ) -> StoreResult:
         """Articles, validators and state of one fetch, in one transaction: all or nothing."""
         with self._transaction(f"storing {name}", writes=True) as conn:
@@ -100,7 +108,8 @@ class Storage:
             result = articles.upsert_articles(conn, source_id, name, found, now,
                                               self.story_rules)
             sources.record_outcome(conn, source_id, now=now, next_check=next_check,
-                                   status=status, error=None, caching=caching)
+                                   status=status, error=None, caching=caching,
+                                   moved_to=moved_to, hints=hints)
             return result
 
     def record_not_modified_many(
@@ -117,11 +126,12 @@ class Storage:
                                        caching=caching)
 
     def record_error(self, name: str, error: str, *, now: datetime, status: int | None,
-                     next_check: datetime, failed_body_hash: str | None = None) -> None:
+                     next_check: datetime, failed_body_hash: str | None = None,
+                     stop: str | None = None) -> None:
         with self._transaction(f"recording error for {name}", writes=True) as conn:
             sources.record_outcome(conn, self._source_id(conn, name), now=now,
                                    next_check=next_check, status=status, error=error,
-                                   caching=None, failed_body_hash=failed_body_hash)
+                                   caching=None, failed_body_hash=failed_body_hash, stop=stop)
 
     def known_items(self, name: str, keys: Sequence[str]) -> dict[str, str]:
         """item_key → content_hash of the given keys this source has stored already."""
@@ -149,6 +159,12 @@ class Storage:
     def next_due(self) -> datetime | None:
         with self._transaction("reading schedule") as conn:
             return sources.next_due(conn)
+
+    def backlog(self) -> tuple[datetime | None, int]:
+        """When the most overdue source was due, and how many sources are in back-off;
+        one short read transaction, for /metrics."""
+        with self._transaction("reading the backlog") as conn:
+            return sources.next_due(conn), sources.in_backoff(conn)
 
     def articles_for_output(self, names: Sequence[str] | None, limit: int,
                             collapse: str = "article") -> tuple[StoredArticle, ...]:

@@ -45,7 +45,7 @@ def upsert_articles(
 
     new_items = [batch[k] for k in keys if k not in known]
     by_url, by_hash = _match_existing(conn, new_items)
-    new = updated = unchanged = 0
+    new = updated = unchanged = copies = 0
     links: list[dict[str, Any]] = []
     fresh: list[tuple[Article, dict[str, Any]]] = []
     for article in new_items:
@@ -80,7 +80,7 @@ def upsert_articles(
                 link["article_id"] = ids[-link["article_id"] - 1]
         # Linking an article to a second source makes it newer to the outputs.
         touched = {link["article_id"] for link in links} - set(ids)
-        stories.assign_stories(conn, [
+        copies = stories.assign_stories(conn, [
             stories.NewArticle(id=article_id, uid=row["uid"], published=row["published_at"],
                                fingerprint=article.fingerprint)
             for article_id, (article, row) in zip(ids, fresh, strict=True)], rules, now)
@@ -109,7 +109,10 @@ def upsert_articles(
                                            links_t.c.item_key == key)
                      .values(content_hash=article.content_hash, link=article.link))
         updated += 1
-    return StoreResult(new=new, updated=updated, unchanged=unchanged)
+    # Every new item is a link; those that got no row of their own were recognised as an
+    # article already stored (or met earlier in this batch) by canonical URL or text.
+    return StoreResult(new=new, updated=updated, unchanged=unchanged,
+                       merged=new - len(fresh), copies=copies)
 
 
 def known_items(conn: Connection, source_id: int, keys: Sequence[str]) -> dict[str, str]:

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 import storage.tables
 
-VERSION = 3
+VERSION = 4
 _meta = MetaData()
 schema_version = Table("schema_version", _meta, Column("version", Integer, nullable=False))
 #: any constant; daemons starting together on one PostgreSQL take turns creating the schema
@@ -114,4 +114,13 @@ def _to_v3(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_stories_changed_at ON stories (changed_at)"))
 
 
-_MIGRATIONS = {1: _to_v2, 2: _to_v3}
+# Version 4 keeps what politeness needs across restarts: a permanent redirect's target,
+# why a source was stopped, and the publisher's hints (the hosts table is created whole);
+# and which parse settings the stored articles of a source were made with.
+def _to_v4(conn: Connection) -> None:
+    for column in ("moved_to", "stopped", "hints"):
+        conn.execute(text(f"ALTER TABLE fetch_state ADD COLUMN {column} TEXT"))
+    conn.execute(text("ALTER TABLE sources ADD COLUMN parse_key VARCHAR(64)"))
+
+
+_MIGRATIONS = {1: _to_v2, 2: _to_v3, 3: _to_v4}

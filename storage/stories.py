@@ -103,9 +103,11 @@ def fingerprint_of(row: Any) -> Fingerprint | None:
 
 
 def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRules,
-                   now: datetime) -> None:
+                   now: datetime) -> int:
+    """Put each new article in a story; returns how many joined one as a copy (a duplicate
+    of a stored article, or of one earlier in the batch, which /metrics counts)."""
     if not new:
-        return
+        return 0
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STORY_LOCK})
     copy_window = timedelta(days=rules.window_days)
@@ -116,6 +118,7 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
                                         related_window)
     joins: list[dict[str, Any]] = []
     founded: list[NewArticle] = []
+    copies = 0
     story_of: dict[int, int] = {}  # article id → story id (negative: founded in this batch)
     cache: dict[int, list[_Known]] = {}
     batch: list[int] = []  # this batch's articles, which later ones may match too
@@ -128,6 +131,7 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
             founded.append(article)
             story = -len(founded)
             join = {"by": "founder"}
+        copies += join.get("by") == "copy"
         story_of[article.id] = story
         joins.append({"article_id": article.id, "story_join": json.dumps(join)})
         # Later articles of this batch find this one like any stored article.
@@ -149,6 +153,7 @@ def assign_stories(conn: Connection, new: Sequence[NewArticle], rules: StoryRule
             for a in new for key in dict.fromkeys(keys_of[a.id])]
     for part in chunks(rows):
         conn.execute(insert(keys_t), part)
+    return copies
 
 
 def _other_keys(fingerprint: Fingerprint | None) -> tuple[int, ...]:

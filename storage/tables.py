@@ -56,6 +56,10 @@ class SourceRow(SQLModel, table=True):
     format: str = Field(default="feed", max_length=40)
     enabled: bool = True
     priority: int = 0  #: feeds.yaml's: which source's article represents a story
+    #: digest of the settings that change what a body parses into (format, encoding, site,
+    #: language, full_text): when it changes, the stored validators no longer describe what
+    #: was stored, so the next fetch is unconditional and the body is parsed again
+    parse_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
 
 
@@ -77,6 +81,22 @@ class FetchStateRow(SQLModel, table=True):
     next_check_at: datetime | None = Field(default=None, sa_column=_utc_column(index=True))
     lease_until: datetime | None = Field(default=None, sa_column=_utc_column())
     lease_owner: str | None = Field(default=None, max_length=100)
+    #: where a 301/308 sent us; fetched instead of feeds.yaml's url until that url changes
+    moved_to: str | None = Field(default=None, sa_type=Text)
+    #: why the source is not fetched any more (410 Gone); a forced crawl or a new url clears it
+    stopped: str | None = Field(default=None, sa_type=Text)
+    #: JSON of crawler.types.PublisherHints from the last body parsed, applied on 304s too
+    hints: str | None = Field(default=None, sa_type=Text)
+
+
+class HostRow(SQLModel, table=True):
+    """When each host may be sent its next request (settings.host_delay), shared by every
+    worker on the database."""
+
+    __tablename__ = "hosts"
+
+    name: str = Field(primary_key=True, max_length=255)
+    next_request_at: datetime = Field(sa_column=_utc_column(nullable=False))
 
 
 class ArticleRow(SQLModel, table=True):

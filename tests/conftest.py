@@ -143,6 +143,16 @@ def feed_server() -> Iterator[FeedServer]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_feed_server() -> Iterator[FeedServer]:
+    """The same server, shared by a module whose tests all read one crawl."""
+    server = FeedServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def make_config() -> object:
     """The function below, for tests (conftest is not importable in importlib mode)."""

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,25 +35,27 @@ def wait_until(check: Callable[[], bool], seconds: float) -> bool:
 
 
 @contextmanager
-def serving(config: Path, log: Path) -> Iterator[str]:
-    """`crawler serve` on 127.0.0.1 for this feeds.yaml, its output in `log`; yields the
-    base URL once /healthz answers. Stopped with SIGTERM, which must end it cleanly."""
+def serving(config: Path, log: Path, *, command: str = "serve",
+            options: Sequence[str] = ()) -> Iterator[str]:
+    """`crawler serve` (or `command`: `run` for the daemon) on 127.0.0.1 for this
+    feeds.yaml, with these global `options`, its output in `log`; yields the base URL once
+    /healthz answers. Stopped with SIGTERM, which must end it cleanly."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "crawler", "--config", str(config), "serve",
+            [sys.executable, "-m", "crawler", "--config", str(config), *options, command,
              "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
         try:
             def up() -> bool:
                 if process.poll() is not None:
-                    raise AssertionError(f"crawler serve exited with {process.returncode}:\n"
+                    raise AssertionError(f"crawler {command} exited with {process.returncode}:\n"
                                          + log.read_text(encoding="utf-8")[-3000:])
                 with urllib.request.urlopen(f"{base}/healthz", timeout=5) as reply:
                     return bool(reply.status == 200)
 
             assert wait_until(up, 30), \
-                "crawler serve did not come up:\n" + log.read_text(encoding="utf-8")[-3000:]
+                f"crawler {command} did not come up:\n" + log.read_text(encoding="utf-8")[-3000:]
             yield base
         finally:
             process.send_signal(signal.SIGTERM)
@@ -63,4 +65,4 @@ def serving(config: Path, log: Path) -> Iterator[str]:
                 if process.poll() is None:
                     process.kill()
                     process.wait(timeout=10)
-        assert code == 0, f"crawler serve exited with {code} on SIGTERM"
+        assert code == 0, f"crawler {command} exited with {code} on SIGTERM"

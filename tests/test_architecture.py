@@ -15,7 +15,8 @@ STAGES = ("crawler/parsers/", "crawler/emitters/", "crawler/normalize.py", "craw
           "crawler/encoding.py", "crawler/dates.py", "crawler/filters.py", "crawler/process.py")
 # A third-party library may be imported only where it belongs.
 OWNERS = {
-    "httpx": ("crawler/fetch.py",),
+    "httpx": ("crawler/fetch.py", "crawler/netguard.py"),
+    "httpcore": ("crawler/netguard.py",),
     "sqlalchemy": ("storage/",),
     "sqlmodel": ("storage/",),
     "psycopg": ("storage/",),
@@ -32,6 +33,7 @@ OWNERS = {
     "datasketch": ("crawler/fingerprint.py",),
     "ruamel": ("crawler/opml.py",),
     "defusedxml": ("crawler/opml.py",),
+    "prometheus_client": ("crawler/metrics.py",),
 }
 STORAGE_USERS = ("crawler/pipeline.py", "crawler/server.py", "crawler/cli.py",
                  "crawler/daemon.py")

@@ -113,6 +113,18 @@ def test_database_environment_variable_wins() -> None:
                  "    title: O\n    collapse: cluster\n",
                  "feeds.yaml:7: outputs[0].collapse: 'cluster': use one of story, article",
                  id="collapse-value"),
+    pytest.param("feeds:\n  - name: a\n    url: https://e.com/\n    encoding: big-five\n",
+                 "feeds.yaml:4: feeds[0].encoding: 'big-five' is not a text encoding",
+                 id="encoding-unknown"),
+    pytest.param("feeds:\n  - name: a\n    url: https://e.com/\n    encoding: base64\n",
+                 "feeds.yaml:4: feeds[0].encoding: 'base64' is not a text encoding",
+                 id="encoding-not-text"),
+    pytest.param("feeds:\n  - name: a\n    url: https://e.com/\n    encoding: 950\n",
+                 "feeds.yaml:4: feeds[0].encoding: expected a string", id="encoding-type"),
+    pytest.param("feeds:\n  - name: a\n    url: https://www.ptt.cc/bbs/Test/index.html\n"
+                 "    format: ptt\n    encoding: big5\n",
+                 "feeds.yaml:5: feeds[0].encoding: applies to format: feed only",
+                 id="encoding-not-a-feed"),
 ])
 def test_invalid_config_names_line_and_field(text: str, expected: str) -> None:
     """A bad feeds.yaml is refused with file:line: field: what is wrong."""
@@ -155,3 +167,12 @@ def test_source_names_may_be_chinese() -> None:
                           "feeds.yaml", env={})
     assert loaded.sources[0].name == "中央社 政治"
     assert loaded.outputs[0].feeds == ("中央社 政治",)
+
+
+def test_source_encoding_is_read_by_its_codec_name() -> None:
+    """`encoding:` takes any spelling Python knows and keeps the codec's own name."""
+    loaded = config.parse("feeds:\n  - name: a\n    url: https://e.com/rss\n    encoding: Big5\n"
+                          "  - name: b\n    url: https://e.com/b\n    encoding: GB2312\n"
+                          "  - name: c\n    url: https://e.com/c\n",
+                          "feeds.yaml", env={})
+    assert [s.encoding for s in loaded.sources] == ["big5", "gb2312", None]

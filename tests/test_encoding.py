@@ -164,3 +164,20 @@ def test_raw_ptt_bbs_file_in_big5_uao() -> None:
     assert encoding == "big5hkscs"
     assert text.replace("\r\n", "\n").startswith(independent)
     assert "\ufffd" not in text
+
+
+def test_override_beats_the_http_charset_and_the_declaration() -> None:
+    """A source's `encoding:` decodes Big5 bytes labeled GBK (which decode as GB18030
+    without error, into other characters); a BOM still wins over it."""
+    body = (DATA / "big5_declared.xml").read_bytes().replace(b'encoding="Big5"',
+                                                             b'encoding="GBK"', 1)
+    garbled, name, _ = decode(body, "application/rss+xml; charset=gbk")
+    assert name == "gb18030" and BIG5_NEWS[1] not in garbled
+    text, name, warnings = decode(body, "application/rss+xml; charset=gbk", override="big5")
+    assert name == "big5hkscs" and warnings == ()
+    for fragment in BIG5_NEWS:
+        assert fragment in text
+    bom, name, _ = decode(codecs.BOM_UTF8 + "<rss>中</rss>".encode(), None, override="big5")
+    assert (bom, name) == ("<rss>中</rss>", "utf-8")
+    _, _, warnings = decode("中文".encode(), None, override="big5")
+    assert warnings and "U+FFFD" in warnings[0]

@@ -166,3 +166,42 @@ def test_tracking_parameters_do_not_change_identity() -> None:
 
     assert canonical_url("https://WWW.Example.com/a?id=3&utm_source=rss&fbclid=x#top") == \
         "https://www.example.com/a?id=3"
+
+
+def test_a_cut_off_feed_keeps_only_its_closed_items() -> None:
+    """A document that ends inside an item keeps the items before it, without the half
+    one; a feed that only forgets one end tag but is whole keeps all feedparser read."""
+    cut, warnings = parse(HOSTILE / "shape/truncated.xml")
+    assert [a.title for a in cut] == ["第1則 測試新聞", "第2則 測試新聞"]
+    assert any("ends inside item 3" in w for w in warnings)
+    sloppy = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<item><title>one</title><link>https://e.example/1</link>
+<item><title>two</title><link>https://e.example/2</link></item>
+</channel></rss>"""
+    articles, _ = articles_from_body("feed", sloppy, None, BASE, NOW)
+    assert [a.title for a in articles] == ["one", "two"]
+    with pytest.raises(ParseError, match="ends inside its first item"):
+        articles_from_body("feed", sloppy[:120], None, BASE, NOW)
+
+
+def test_content_urls_resolve_against_the_declared_xml_base() -> None:
+    """An Atom entry's content under xml:base="/img/" resolves there, not against the
+    entry's link; without a declared base the item link stays the base."""
+    articles, _ = parse(HOSTILE / "base/atom_xml_base.xml")
+    nested = articles[0]
+    assert nested.link == "https://news.example.test/zh/2025/11/story.html"
+    assert 'src="https://news.example.test/img/a.jpg"' in nested.content_html
+    plain = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<item><title>one</title><link>https://e.example/news/1.html</link>
+<description>&lt;img src="a.jpg"&gt;</description></item></channel></rss>"""
+    (article,), _ = articles_from_body("feed", plain, None, BASE, NOW)
+    assert 'src="https://e.example/news/a.jpg"' in article.content_html
+
+
+@pytest.mark.parametrize("raw", ["10000-01-01T00:00:00Z", "Sun, 02 Nov 2025 14:30:00 -2500"])
+def test_feedparsers_invented_dates_are_not_kept(raw: str) -> None:
+    """What feedparser makes of a non-date (another year, a 25-hour offset) is dropped."""
+    body = f"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<item><title>one</title><guid>g</guid><pubDate>{raw}</pubDate></item></channel></rss>"""
+    (article,), _ = articles_from_body("feed", body.encode(), None, BASE, NOW)
+    assert article.published is None

@@ -22,26 +22,32 @@ from crawler.dates import parse_date
 from crawler.encoding import decode
 from crawler.errors import NotAFeed, ParseError
 from crawler.languages import language_tag
+from crawler.parsers.hints import publisher_hints
 from crawler.types import ParsedFeed, ParsedItem
 
 MAX_ITEMS = 500
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.I)
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _FEED_ROOT = re.compile(r"<(?:[\w-]+:)?(rss|feed|RDF)[\s>]")
+_ROOT_END = re.compile(r"</(?:[\w.-]+:)?(?:rss|feed|RDF)\s*>\s*$")
+_OFFSET = re.compile(r"[+-](\d\d):?\d\d\s*$")  #: a numeric zone at the end, hours first
+_ITEM_END = re.compile(r"</(?:[\w.-]+:)?(?:item|entry)\s*>")
 
 
-def parse_feed(body: bytes, content_type: str | None, url: str, now: datetime) -> ParsedFeed:
+def parse_feed(body: bytes, content_type: str | None, url: str, now: datetime, *,
+               encoding: str | None = None) -> ParsedFeed:
+    """``encoding``: the source's ``encoding:`` from feeds.yaml, beating every label."""
     head = body[:2048].lstrip()
     if not head.strip():
         raise NotAFeed("empty response")
     if head[:1] in (b"{", b"["):
-        return _parse_json(body, content_type, url, now)
+        return _parse_json(body, content_type, url, now, encoding)
     # Declarations belong in the prolog, before the root element.
     root = re.search(rb"<(?![?!])", body[:65536])
     prolog = body[: root.start()] if root else body[:65536]
     if _ENTITY_DECL.search(prolog):
         raise ParseError("entity declarations are not allowed in feeds (entity-expansion attack)")
-    text, _encoding, warnings = decode(body, content_type)
+    text, _encoding, warnings = decode(body, content_type, override=encoding)
     text = _XML_DECL.sub("", text, count=1)
     if not _FEED_ROOT.search(text[:4096]):
         kind = "an HTML page" if re.search(r"<html[\s>]", text[:4096], re.I) else "not RSS or Atom"
@@ -58,11 +64,16 @@ def parse_feed(body: bytes, content_type: str | None, url: str, now: datetime) -
         raise ParseError(f"feedparser failed: {type(exc).__name__}: {exc}") from exc
     if not result.get("version") and not result.entries:
         raise NotAFeed("not RSS, Atom or RDF")
+    entries = result.entries
     if result.get("bozo"):
-        if not result.entries and not result.feed.get("title"):
+        if not entries and not result.feed.get("title"):
             raise ParseError(f"not well-formed: {result.get('bozo_exception')}")
         warnings += (f"recovered from malformed XML: {result.get('bozo_exception')}",)
-    items = tuple(_item(entry, now) for entry in result.entries[:MAX_ITEMS])
+        entries = _complete_entries(text, entries, result.get("bozo_exception"))
+        if len(entries) < len(result.entries):
+            warnings += (f"the document ends inside item {len(entries) + 1}; kept the "
+                         f"{len(entries)} complete ones",)
+    items = tuple(_item(entry, now, url) for entry in entries[:MAX_ITEMS])
     if len(result.entries) > MAX_ITEMS:
         warnings += (f"{len(result.entries)} items; kept the first {MAX_ITEMS}",)
     return ParsedFeed(
@@ -71,7 +82,24 @@ def parse_feed(body: bytes, content_type: str | None, url: str, now: datetime) -
         items=items,
         warnings=warnings,
         language=language_tag(result.feed.get("language")),
+        hints=publisher_hints(text, result.feed),
     )
+
+
+def _complete_entries(text: str, entries: list[Any], why: object) -> list[Any]:
+    """The entries of a cut-off document that it closed. feedparser's loose parser hands
+    back the item the cut falls in with whatever it had read, a title without link, date
+    or text: stored, that is a ghost article, and once the feed is whole again the real
+    item arrives beside it as a duplicate. Only a document without its root's end tag is
+    taken as cut off, so one that merely forgets a tag mid-way keeps what feedparser saw."""
+    if _ROOT_END.search(text[-512:]):
+        return entries
+    closed = len(_ITEM_END.findall(text))
+    if closed >= len(entries):
+        return entries
+    if closed == 0:
+        raise ParseError(f"the document ends inside its first item (truncated?): {why}")
+    return entries[:closed]
 
 
 def _entry_date(entry: Any, key: str, now: datetime) -> datetime | None:
@@ -79,27 +107,37 @@ def _entry_date(entry: Any, key: str, now: datetime) -> datetime | None:
     if value is not None:
         return value
     # Fall back to feedparser's reading only for forms we do not parse ourselves.
+    raw = entry.get(key) or ""
     parsed = entry.get(f"{key}_parsed")
-    if parsed and not re.search(r"[年月日]", entry.get(key) or ""):
+    if parsed and not re.search(r"[年月日]", raw):
         try:
             value = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
         except (OverflowError, ValueError):
+            return None
+        # feedparser makes something of what is not a date: "10000-01-01" becomes
+        # 2010-12-01, an offset of -2500 is applied as 25 hours. A reading whose year the
+        # string does not say, or that used an offset no zone has, is no reading.
+        offset = _OFFSET.search(raw)
+        if str(value.year) not in raw or (offset and int(offset.group(1)) > 14):
             return None
         return parse_date(value.isoformat(), now=now)
     return None
 
 
-def _item(entry: Any, now: datetime) -> ParsedItem:
+def _item(entry: Any, now: datetime, url: str) -> ParsedItem:
     content = ""
+    base = None
     for part in entry.get("content") or ():
         if part.get("value"):
-            content = part["value"]
+            content, base = part["value"], part.get("base")
             break
     summary = entry.get("summary") or ""
     if summary == content:
         summary = ""
     if entry.get("summary_detail", {}).get("type") == "text/plain" and summary:
         summary = _escape_text(summary)
+    if not content:
+        base = entry.get("summary_detail", {}).get("base")
     link = entry.get("link")
     if not link:
         link = next((x.get("href") for x in entry.get("links", ()) if x.get("href")), None)
@@ -114,6 +152,9 @@ def _item(entry: Any, now: datetime) -> ParsedItem:
         published=_entry_date(entry, "published", now) or _entry_date(entry, "updated", now),
         updated=_entry_date(entry, "updated", now),
         tags=tuple(t for t in tags if t),
+        # feedparser reports the xml:base in effect, or the feed URL we gave it when there
+        # is none; only a declared one may beat the item link as the content's base.
+        base=base if base and base != url else None,
     )
 
 
@@ -121,8 +162,9 @@ def _escape_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _parse_json(body: bytes, content_type: str | None, url: str, now: datetime) -> ParsedFeed:
-    text, _encoding, warnings = decode(body, content_type)
+def _parse_json(body: bytes, content_type: str | None, url: str, now: datetime,
+                encoding: str | None = None) -> ParsedFeed:
+    text, _encoding, warnings = decode(body, content_type, override=encoding)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
