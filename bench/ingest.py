@@ -140,15 +140,20 @@ def crawler_name(kit_name: str, url: str, taken: set[str]) -> str:
     raise AssertionError("unreachable: one of len(taken)+1 suffixes is free")
 
 
-def _knows_allowed_networks(code_path: str | None) -> bool:
-    """Whether the measured code has settings.allowed_networks (older revisions refuse it)."""
+def _knows_setting(code_path: str | None, setting: str) -> bool:
+    """Whether the measured code has this setting (older revisions refuse unknown keys)."""
     root = Path(code_path) if code_path else REPO
     config = root / "crawler" / "config.py"
-    return config.exists() and "allowed_networks" in config.read_text(encoding="utf-8")
+    return config.exists() and f'"{setting}"' in config.read_text(encoding="utf-8")
+
+
+def _knows_allowed_networks(code_path: str | None) -> bool:
+    return _knows_setting(code_path, "allowed_networks")
 
 
 def convert_feeds_yaml(kit_yaml: Path, out: Path, db: Path, concurrency: int,
-                       timeout: float, loopback: bool = True) -> int:
+                       timeout: float, loopback: bool = True,
+                       host_limit: bool = False) -> int:
     """Write a crawler feeds.yaml for the kit's feeds.yaml; return the number of feeds."""
     feeds = read_kit_feeds(kit_yaml.read_text(encoding="utf-8"))
     taken: set[str] = set()
@@ -162,6 +167,9 @@ def convert_feeds_yaml(kit_yaml: Path, out: Path, db: Path, concurrency: int,
         "  parse_workers: 0",
         # The kit's server is on loopback, which the crawler refuses unless allowed.
         *(["  allowed_networks: [127.0.0.1/32]"] if loopback else []),
+        # All 1,000 kit feeds are on one loopback host, where a real crawl spreads over
+        # many: the per-host limit (2 by default) would measure the limit, not the crawler.
+        *([f"  host_concurrency: {concurrency}"] if host_limit else []),
         "feeds:",
     ]
     for feed in feeds:
@@ -277,7 +285,8 @@ def cmd_round(a: argparse.Namespace) -> int:
     if not config.exists():
         t = time.perf_counter()
         convert_feeds_yaml(Path(a.feeds_yaml), config, Path(a.db), a.concurrency, a.timeout,
-                           loopback=_knows_allowed_networks(a.code_path))
+                           loopback=_knows_allowed_networks(a.code_path),
+                           host_limit=_knows_setting(a.code_path, "host_concurrency"))
         convert_s = time.perf_counter() - t
     subreaper = _become_subreaper()
     env = dict(os.environ)

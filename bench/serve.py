@@ -25,15 +25,17 @@ What it does:
    vocabulary word (of the kit's ``zhtext``) whose share of a 1-in-20 sample of the
    articles (title or text, as the rule compares) is nearest 7.5 % within 5-10 %.
 3. **In process** (the real app through Starlette's TestClient, on both databases): time
-   uncached renders (a distinct ignored parameter, ``?_=N``, makes each request its own
-   cache entry), count the candidate rows each render reads (``Storage.output_candidates``
-   wrapped), ``EXPLAIN QUERY PLAN`` every statement a render and a cached request run,
+   uncached renders (each through a new app, whose caches are empty), count the candidate
+   rows each render reads (``Storage.output_candidates`` wrapped), ``EXPLAIN QUERY PLAN``
+   every statement a render and a cached request run,
    and time/count SQLite VM steps of a candidate page at depth 0, 5,000 and 50,000; the
    same for renders narrowed by ``?tag=`` / ``?source=`` (the query then names sources).
 4. **Over HTTP**: starts ``.venv/bin/crawler --config FILE serve`` on 127.0.0.1 (a free
    port), times one-off uncached requests, then runs wrk (``-t2 -c16``, ``--duration``
    after a ``--warmup``) per output and format: 200 identity, 200 gzip, 304
-   (``If-None-Match``), uncached (``?_=`` a counter) and uncached with ``?q=`` cycling
+   (``If-None-Match``), "uncached" (``?_=`` a counter: a reader's cache buster, which
+   since 589161f costs an emit of the cached selection, not a selection) and uncached with
+   ``?q=`` cycling
    over 400 keywords (more than the 256 renderings the server keeps, and the two wrk
    threads start half the list apart, so every request misses the cache). Before each
    run it waits (``--quiet-wait`` s at most) until the 1-minute load average is ≤ 1.0 or
@@ -568,9 +570,13 @@ def in_process(db: Path, feeds_yaml: Path, renders: int, qs: Sequence[str]) -> d
     probe = Probe(store)
     result: dict[str, Any] = {"renders": {}, "plans": {}, "depth": [], "q": {},
                               "narrowed": {}}
-    bust = iter(range(10**9))
     try:
-        client = TestClient(make_app(lambda: config, store), base_url="http://127.0.0.1")
+        def fresh() -> Any:
+            """A client of a new app: its selection and rendering caches are empty (an ?_=
+            buster is a new rendering of a cached selection since 589161f, not a render)."""
+            return TestClient(make_app(lambda: config, store), base_url="http://127.0.0.1")
+
+        client = fresh()
         for output in OUTPUTS:
             for fmt in FORMATS:
                 path = f"/feeds/{output}.{fmt}"
@@ -578,8 +584,9 @@ def in_process(db: Path, feeds_yaml: Path, renders: int, qs: Sequence[str]) -> d
                 times, reads = [], []
                 for _ in range(renders):
                     probe.reset()
+                    uncached = fresh()
                     t = time.perf_counter()
-                    response = client.get(f"{path}?_={next(bust)}")
+                    response = uncached.get(path)
                     times.append(1000 * (time.perf_counter() - t))
                     reads.append((dict(probe.calls), dict(probe.rows)))
                     if response.status_code != 200:
@@ -598,7 +605,7 @@ def in_process(db: Path, feeds_yaml: Path, renders: int, qs: Sequence[str]) -> d
             # Every statement of one uncached render, and of a request the cache answers.
             probe.reset()
             probe.capturing = True
-            client.get(f"/feeds/{output}.xml?_={next(bust)}")
+            fresh().get(f"/feeds/{output}.xml")
             render_sql = list(probe.statements)
             probe.reset()
             client.get(f"/feeds/{output}.xml")
@@ -642,8 +649,9 @@ def in_process(db: Path, feeds_yaml: Path, renders: int, qs: Sequence[str]) -> d
                 for i in range(3):
                     probe.reset()
                     probe.capturing = i == 0
+                    uncached = fresh()
                     t = time.perf_counter()
-                    response = client.get(f"/feeds/{output}.xml?{narrowing}&_={next(bust)}")
+                    response = uncached.get(f"/feeds/{output}.xml?{narrowing}")
                     times.append(1000 * (time.perf_counter() - t))
                     rows = probe.rows.get("output_candidates", 0)
                     pages = probe.calls.get("output_candidates", 0)
@@ -664,8 +672,9 @@ def in_process(db: Path, feeds_yaml: Path, renders: int, qs: Sequence[str]) -> d
             scanned, times = [], []
             for q in qs[::4]:
                 probe.reset()
+                uncached = fresh()
                 t = time.perf_counter()
-                client.get(f"/feeds/{output}.xml?q={quote(q)}&_={next(bust)}")
+                uncached.get(f"/feeds/{output}.xml?q={quote(q)}")
                 times.append(1000 * (time.perf_counter() - t))
                 scanned.append(probe.rows.get("output_candidates", 0))
             result["q"][output] = {

@@ -867,7 +867,8 @@ def main(argv: list[str] | None = None) -> int:
                        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
         config = rundir / "crawler.yaml"
         count = ingest.convert_feeds_yaml(kit_yaml, config, db, a.concurrency, a.fetch_timeout,
-                                          loopback=ingest._knows_allowed_networks(None))
+                                          loopback=ingest._knows_allowed_networks(None),
+                                          host_limit=True)
         log(f"crawling {count} feeds into {ingest.rel(db)}")
         if a.quiet_wait > 0:
             ingest.wait_quiet(a.quiet_wait)

@@ -253,6 +253,23 @@ def test_one_host_gets_at_most_host_concurrency_requests_at_once(
         other.stop()
 
 
+def test_many_new_sources_are_fetched_concurrency_at_a_time(
+        tmp_path: Path, server: Recorder, db: Storage) -> None:
+    """A hundred sources added at once (an OPML import) are all due at once, and still
+    only settings.concurrency requests are in flight."""
+    server.delay = 0.05
+    feeds = {f"s{i:03d}": server.feed(f"/s{i}.xml") for i in range(100)}
+    config = config_for(tmp_path, feeds, concurrency=6, host_concurrency=100)
+    db.sync_sources(config.sources, datetime.now(UTC))
+    crawler = Crawler(config, db)
+    try:
+        outcomes = asyncio.run(crawler.crawl_due(30))
+    finally:
+        crawler.close()
+    assert len(outcomes) == 100 and all(o.error is None for o in outcomes)
+    assert 1 < server.most_in_flight <= 6
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_host_delay_spaces_requests_across_workers(
         tmp_path: Path, server: Recorder, backend: str, request: pytest.FixtureRequest) -> None:
