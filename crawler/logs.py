@@ -37,6 +37,23 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a line is logged, not when logging was set up:
+    a program that swaps it (pytest capturing a `main()` call, a daemon redirecting it)
+    would otherwise leave the handler writing to a closed file."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(log_format: str, *, verbose: bool,
               terminal: logging.Handler | None = None) -> None:
     """Send every log line to standard error. ``terminal``: the handler for text on a
@@ -45,13 +62,13 @@ def configure(log_format: str, *, verbose: bool,
     level = logging.DEBUG if verbose else logging.INFO
     handler: logging.Handler
     if log_format == "json":
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StandardError()
         handler.setFormatter(JSONFormatter())
     elif terminal is not None:
         handler = terminal
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StandardError()
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Python's warnings too, or they would be the one unformatted line in a JSON log.

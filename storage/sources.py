@@ -237,9 +237,11 @@ def reserve_host_slot(conn: Connection, host: str, *, now: datetime,
         query = query.with_for_update()
     taken = conn.execute(query).scalar()
     if taken is None:
+        # RETURNING, not rowcount: psycopg reports -1 for this statement, taken or not.
         inserted = conn.execute(
-            _insert_ignore(conn, {"name": host, "next_request_at": now + gap})).rowcount
-        if inserted:
+            _insert_ignore(conn, {"name": host, "next_request_at": now + gap})
+            .returning(hosts_t.c.name)).first()
+        if inserted is not None:
             return now
         taken = conn.execute(query).scalar()  # another worker inserted it meanwhile
         if taken is None:

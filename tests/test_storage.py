@@ -12,7 +12,7 @@ import pytest
 from crawler.errors import StorageError
 from crawler.process import articles_from_body
 from crawler.types import Article, CachingInfo, Source
-from storage import Storage
+from storage import Storage, open_storage
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -204,3 +204,29 @@ def test_output_pages_cover_a_sources_articles_once_newest_first(
         keys = [(c.published, c.id) for c in seen]
         assert keys == sorted(keys, reverse=True)
         assert {c.title for c in seen} == {a.title for a in wanted[names[0] if names else None]}
+
+
+def test_host_slots_are_never_shared_by_racing_workers(storage: Storage) -> None:
+    """Two workers on one database reserving turns at one host at the same moment (the
+    first reservation creates the host's row) get turns one gap apart, never the same."""
+    import threading
+
+    other = open_storage(storage.engine.url.render_as_string(hide_password=False))
+    gap = timedelta(seconds=1)
+    slots: list[datetime] = []
+    start = threading.Barrier(2)
+
+    def reserve(store: Storage) -> None:
+        start.wait()
+        for _ in range(5):
+            slots.append(store.reserve_host_slot("news.example.test", now=NOW, gap=gap))
+
+    try:
+        workers = [threading.Thread(target=reserve, args=(s,)) for s in (storage, other)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+    finally:
+        other.close()
+    assert sorted(slots) == [NOW + gap * i for i in range(10)]
