@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -64,6 +65,24 @@ LEASE = timedelta(minutes=10)
 UNCHANGED_BATCH = 100
 MAX_PAGES = 50  #: article pages fetched per source per crawl (full_text)
 PAGE_CONCURRENCY = 4  #: of those, at once: one site, so politely
+
+
+def _alive(owner: str, host: str) -> bool:
+    """Whether the process that took a lease as ``owner`` (host:pid:nonce) still runs. A
+    PID now used by another process reads as alive: its leases then expire (LEASE)."""
+    parts = owner[len(host) + 1:].split(":")
+    if not parts[0].isdigit():
+        return True  # not ours to judge
+    pid = int(parts[0])
+    if pid == os.getpid():
+        return False  # our PID, another nonce: a predecessor that had it before us
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def source_url(source: Source, state: FetchState) -> str:
@@ -116,7 +135,10 @@ class Crawler:
         self.config = config
         self.storage = storage
         self.now = now
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        # host:pid says which leases a dead process on this host left behind; the nonce
+        # tells a restarted process from its dead predecessor when the PID comes round
+        # again (a container's daemon is PID 1 every time).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # One writer thread: SQLite has one writer anyway, and the event loop never blocks.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawler-db")
         self._pool: ProcessPoolExecutor | None = None
@@ -189,6 +211,7 @@ class Crawler:
 
         Sources backing off after errors, waiting out a Retry-After, or stopped (410) are
         left alone unless ``force``."""
+        await self._in(self._db, self._release_dead_leases)
         claimed = await self._in(self._db, lambda: self.storage.claim(
             now=self.now(), lease=LEASE, owner=self.owner, names=names, due_only=due_only,
             force=force, limit=limit))
@@ -233,6 +256,18 @@ class Crawler:
                                                   self.owner))
         order = {name: index for index, name in enumerate(claimed)}
         return sorted(outcomes, key=lambda o: order[o.source])
+
+    def _release_dead_leases(self) -> None:
+        """Leases that processes on this host held when they died (kill -9, OOM, power):
+        given back at once rather than after LEASE, so a restart fetches what was in flight.
+        Processes on other hosts cannot be asked; their leases expire."""
+        host = socket.gethostname()
+        dead = [owner for owner in self.storage.lease_owners(f"{host}:", self.now())
+                if owner != self.owner and not _alive(owner, host)]
+        released = self.storage.release_owners(dead)
+        if released:
+            log.info("released %d leases of %s, which died before finishing",
+                     released, ", ".join(dead))
 
     async def _flush_unchanged(self) -> None:
         batch, self._unchanged = self._unchanged, []

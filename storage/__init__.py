@@ -92,6 +92,16 @@ class Storage:
         with self._transaction(f"reserving a request to {host}", writes=True) as conn:
             return sources.reserve_host_slot(conn, host, now=now, gap=gap)
 
+    def lease_owners(self, prefix: str, now: datetime) -> list[str]:
+        with self._transaction("reading leases") as conn:
+            return sources.lease_owners(conn, prefix, now)
+
+    def release_owners(self, owners: Sequence[str]) -> int:
+        if not owners:
+            return 0
+        with self._transaction("releasing the leases of dead workers", writes=True) as conn:
+            return sources.release_owners(conn, owners)
+
     def release(self, names: Sequence[str], owner: str) -> None:
         if names:
             with self._transaction("releasing leases", writes=True) as conn:

@@ -184,6 +184,22 @@ def error_count(conn: Connection, source: int) -> int:
                             .where(state_t.c.source_id == source)).scalar() or 0)
 
 
+def lease_owners(conn: Connection, prefix: str, now: datetime) -> list[str]:
+    """The owners, starting with ``prefix``, of leases not yet expired."""
+    return list(conn.execute(
+        select(state_t.c.lease_owner).distinct()
+        .where(state_t.c.lease_owner.startswith(prefix, autoescape=True),
+               state_t.c.lease_until >= now)).scalars())
+
+
+def release_owners(conn: Connection, owners: Sequence[str]) -> int:
+    """Give back every lease these (dead) owners hold; how many there were."""
+    released = conn.execute(update(state_t).where(state_t.c.lease_owner.in_(list(owners)))
+                            .values(lease_until=None, lease_owner=None)
+                            .returning(state_t.c.source_id)).all()
+    return len(released)
+
+
 def release(conn: Connection, names: Sequence[str], owner: str) -> None:
     ids = select(sources_t.c.id).where(sources_t.c.name.in_(list(names)))
     conn.execute(update(state_t).where(and_(state_t.c.source_id.in_(ids),
