@@ -397,6 +397,33 @@ def test_a_feed_cannot_steer_the_crawler_into_the_local_network(
         canary.stop()
 
 
+def test_links_taken_from_content_are_checked_too(tmp_path: Path, server: Recorder,
+                                                   db: Storage) -> None:
+    """A full_text source whose items link to another loopback address: the feed is read
+    (its host is in feeds.yaml), the linked pages are refused and never requested, and
+    the items keep the feed's text."""
+    canary = Recorder("127.0.0.2")
+    try:
+        canary.feed("/a/1", b"<html><body><p>INTERNAL-SECRET</p></body></html>")
+        body = BASELINE.replace(b"https://news.example.test/a/", canary.base.encode() + b"/a/")
+        url = server.feed("/links.xml", body)
+        path = tmp_path / "feeds.yaml"
+        config_for(tmp_path, {"links": url})
+        path.write_text(path.read_text(encoding="utf-8") + "    full_text: true\n",
+                        encoding="utf-8")
+        config = config_module.load(str(path))
+        db.sync_sources(config.sources, datetime.now(UTC))
+        outcome = crawl(config, db)["links"]
+        assert outcome.error is None and outcome.new == 3
+        assert any("blocked_url: 127.0.0.2 is not a public address" in w
+                   for w in outcome.warnings), outcome.warnings
+        assert canary.requests == []
+        stored = db.articles_for_output(["links"], 10)
+        assert stored and all("INTERNAL-SECRET" not in a.content_html for a in stored)
+    finally:
+        canary.stop()
+
+
 def run_cli(config: Config, *args: str, check: bool = True) -> str:
     done = subprocess.run([sys.executable, "-m", "crawler", "--config", config.path, *args],
                           capture_output=True, text=True, timeout=120)
