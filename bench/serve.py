@@ -108,11 +108,13 @@ def log(message: str) -> None:
 
 # --- the kit ------------------------------------------------------------------------------
 
-def copy_kit(kit: Path) -> Path:
-    """The kit's generator copied to bench/out/serve/kit (the kit itself is read-only)."""
-    dest = OUT / "kit"
+def copy_kit(kit: Path, dest: Path | None = None,
+             files: Sequence[str] = KIT_FILES) -> Path:
+    """The kit's generator (or ``files``) copied to ``dest`` (bench/out/serve/kit): the kit
+    itself is read-only."""
+    dest = dest or OUT / "kit"
     dest.mkdir(parents=True, exist_ok=True)
-    for name in KIT_FILES:
+    for name in files:
         source, target = kit / name, dest / name
         if not source.is_file():
             raise SystemExit(f"{kit} does not look like the bench kit: no {name}")

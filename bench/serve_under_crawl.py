@@ -96,18 +96,7 @@ log = serve_bench.log
 # --- kit, corpus, feed server ------------------------------------------------------------
 
 def copy_kit(kit: Path) -> Path:
-    dest = OUT / "kit"
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in KIT_FILES:
-        source, target = kit / name, dest / name
-        if not source.is_file():
-            raise SystemExit(f"{kit} does not look like the bench kit: no {name}")
-        if not target.exists() or target.read_bytes() != source.read_bytes():
-            if target.exists():
-                target.chmod(0o644)
-            shutil.copyfile(source, target)
-            target.chmod(0o644)
-    return dest
+    return serve_bench.copy_kit(kit, OUT / "kit", KIT_FILES)
 
 
 def ensure_corpus(kit: Path, feeds: int, items: int) -> Path:
