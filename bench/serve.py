@@ -801,13 +801,7 @@ def server(feeds_yaml: Path, logs: Path) -> Iterator[tuple[int, int]]:
         log(f"server up: PID {proc.pid}, http://127.0.0.1:{port}/")
         yield port, proc.pid
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc, grace=30)
         log_file.close()
         log(f"server PID {proc.pid} stopped (exit {proc.returncode})")
 
@@ -1122,13 +1116,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["code_end"] = code_identity()
     if result["code_end"] != code:
         log("[yellow]crawler/ or storage/ changed during the run")
-    (OUT / f"results-{stamp}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False,
-                                                          default=str) + "\n")
-    report = markdown(result)
-    (OUT / f"results-{stamp}.md").write_text(report, encoding="utf-8")
-    print(report)
-    log(f"written bench/out/serve/results-{stamp}.json and .md")
+    write_results(OUT, stamp, result, markdown(result))
     return 0
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM to a process we started, by its PID; SIGKILL after ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def write_results(out: Path, stamp: str, result: dict[str, Any], report: str) -> None:
+    """results-<stamp>.json (everything) and .md (the report, printed too)."""
+    (out / f"results-{stamp}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False,
+                                                          default=str) + "\n")
+    (out / f"results-{stamp}.md").write_text(report, encoding="utf-8")
+    print(report)
+    log(f"written {(out / f'results-{stamp}.json').relative_to(ROOT)} and .md")
 
 
 if __name__ == "__main__":

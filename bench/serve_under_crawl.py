@@ -135,13 +135,7 @@ def feed_server(corpus: Path, logs: Path) -> Iterator[tuple[str, int]]:
         log(f"feed server up: PID {proc.pid}, {info['base_url']}, {info['feeds']} feeds")
         yield info["base_url"], proc.pid
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        serve_bench.stop_process(proc, grace=30)
         out.close()
 
 
@@ -198,13 +192,7 @@ def daemon(config: Path, logs: Path, label: str) -> Iterator[tuple[int, int]]:
     try:
         yield port, proc.pid
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        serve_bench.stop_process(proc, grace=60)
         for _ in range(50):  # its forkserver and workers, should any outlive it
             members = group_members(proc.pid)
             if not members:
@@ -538,12 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     result["code_end"] = serve_bench.code_identity()
     if result["code_end"] != code:
         log("[yellow]crawler/ or storage/ changed during the run")
-    (OUT / f"results-{stamp}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False,
-                                                          default=str) + "\n")
-    report = markdown(result)
-    (OUT / f"results-{stamp}.md").write_text(report, encoding="utf-8")
-    print(report)
-    log(f"written {(OUT / f'results-{stamp}.json').relative_to(ROOT)} and .md")
+    serve_bench.write_results(OUT, stamp, result, markdown(result))
     return 0
 
 

@@ -158,10 +158,6 @@ class Storage:
         with self._transaction("reading a story") as conn:
             return stories.explain(conn, canonical, link, self.story_rules)
 
-    def error_count(self, name: str) -> int:
-        with self._transaction(f"reading error count of {name}") as conn:
-            return sources.error_count(conn, self._source_id(conn, name))
-
     def statuses(self) -> list[SourceStatus]:
         with self._transaction("reading status") as conn:
             return sources.statuses(conn)

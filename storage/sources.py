@@ -179,11 +179,6 @@ def record_outcome(
     conn.execute(update(state_t).where(state_t.c.source_id == source).values(**values))
 
 
-def error_count(conn: Connection, source: int) -> int:
-    return int(conn.execute(select(state_t.c.error_count)
-                            .where(state_t.c.source_id == source)).scalar() or 0)
-
-
 def lease_owners(conn: Connection, prefix: str, now: datetime) -> list[str]:
     """The owners, starting with ``prefix``, of leases not yet expired."""
     return list(conn.execute(
